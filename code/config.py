@@ -1,0 +1,39 @@
+"""Every static argument of an experiment: plain assignments, one per line, each with a comment.
+
+Override any of them per run from the shell: `run wide lr=0.01 epochs=40`.
+Derived values and checks live in args_process.py.
+"""
+
+# data
+data = "digits"            # "digits": scikit-learn's bundled 8x8 digits; or a folder under __data__/ (see dataloader.py)
+val_ratio = 0.15           # fraction of the samples held out for validation
+test_ratio = 0.15          # fraction held out for the final test
+split_seed = 0             # the split's own seed: every run, whatever its seed, sees the same test set
+
+# model
+model = "cnn"              # a name known to model.build()
+channels = 32              # width of the first convolution; the second has twice as many
+dropout = 0.25             # dropout before the classifier
+
+# optimisation
+optimizer = "adam"         # adam | adamw | sgd
+lr = 2e-3                  # learning rate
+momentum = 0.9             # sgd only
+weight_decay = 0.0         # L2 penalty
+lr_schedule = "cosine"     # none | step | cosine
+lr_step = 10               # step schedule: epochs between decays
+lr_gamma = 0.1             # step schedule: decay factor
+epochs = 20                # number of training epochs
+batch_size = 64            # samples per step (per process under DDP)
+
+# best model and early stopping
+best_metric = "val/acc"    # the metric that decides which epoch is "best"
+best_mode = "max"          # max | min: whether a larger best_metric is better
+patience = 0               # stop after this many epochs without a new best; 0 never stops early
+
+# checkpoints and machinery
+checkpoint_every = 1       # save checkpoint/epoch_<n>.pth every this many epochs (the best is always saved)
+keep_checkpoints = 2       # epoch files kept besides last and best; 0 keeps them all
+device = "auto"            # auto | cpu | cuda | cuda:1
+num_workers = 0            # DataLoader worker processes; 0 loads in the training process
+tensorboard = True         # `run` starts one TensorBoard over __result__ in the background (never under CI)

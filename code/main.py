@@ -1,0 +1,118 @@
+"""One run: build the state, loop over epochs, record statistics. Plain PyTorch: edit freely.
+
+`run`, `con` and `rerun` start it as `python code/main.py --run-dir __result__/<tag>/<id>`;
+alone, `python code/main.py [key=value ...]` trains into a throw-away __result__/_debug/<id>.
+"""
+import argparse
+import sys
+import time
+
+import torch
+
+import args_process
+import dataloader
+import epoch
+import model as models
+from state import State, load_checkpoint, seed_everything
+from utils import overrides, runs, signals
+from utils.errors import UserError, report
+from utils.recorder import Recorder
+
+
+def build_optimizer(net, args):
+    if args.optimizer == "sgd":
+        return torch.optim.SGD(net.parameters(), args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
+    cls = torch.optim.AdamW if args.optimizer == "adamw" else torch.optim.Adam
+    return cls(net.parameters(), args.lr, weight_decay=args.weight_decay)
+
+
+def build_scheduler(optimizer, args):
+    if args.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
+    if args.lr_schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, args.lr_step, args.lr_gamma)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+
+
+def train(args, rec, seed, resume):
+    seed_everything(seed)
+    train_loader, val_loader, test_loader = dataloader.build(args, seed)
+    net = models.build(args).to(args.device)
+    optimizer = build_optimizer(net, args)
+    scheduler = build_scheduler(optimizer, args)
+    state = State(net, optimizer, scheduler, args.best_mode)
+    if resume:
+        state.load(rec.checkpoints / "epoch_last.pth")
+        print(f"continuing after epoch {state.epoch}")
+
+    for ep in range(state.epoch + 1, args.epochs + 1):
+        start = time.perf_counter()
+        dataloader.reseed(train_loader, seed, ep)
+        train_loss, train_acc = epoch.train(net, train_loader, optimizer, args.device, f"epoch {ep} train")
+        val_loss, val_acc = epoch.evaluate(net, val_loader, args.device, f"epoch {ep} val")
+        lr = scheduler.get_last_lr()[0]
+        scheduler.step()
+        seconds = time.perf_counter() - start
+        state.epoch = ep
+        metrics = {"train/loss": train_loss, "train/acc": train_acc, "val/loss": val_loss, "val/acc": val_acc}
+        best = state.update_best(metrics[args.best_metric])
+        if best or ep % args.checkpoint_every == 0 or ep == args.epochs:
+            state.save(rec.checkpoints, best, args.keep_checkpoints, rec)
+        rec.epoch(ep, metrics, state.best_epoch, lr, seconds, len(train_loader.dataset))
+        print(f"epoch {ep}/{args.epochs}  train loss {train_loss:.4f} acc {train_acc:.4f}  "
+              f"val loss {val_loss:.4f} acc {val_acc:.4f}  {seconds:.2f}s{'  *best' if best else ''}")
+        if args.patience and state.stale >= args.patience:
+            print(f"early stop: no better {args.best_metric} for {args.patience} epochs")
+            break
+
+    rec.drain()  # the best checkpoint is on disk before we read it back
+    net.load_state_dict(load_checkpoint(rec.checkpoints / "epoch_best.pth")["model"])
+    test_loss, test_acc = epoch.evaluate(net, test_loader, args.device, "test")
+    print(f"test (best epoch {state.best_epoch}): loss {test_loss:.4f} acc {test_acc:.4f}")
+    return {"test/loss": test_loss, "test/acc": test_acc}
+
+
+def parse(argv):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--run-dir", help="the run folder, made by `run`/`con`/`rerun`")
+    p.add_argument("--resume", action="store_true", help="continue from checkpoint/epoch_last.pth")
+    p.add_argument("overrides", nargs="*", help="key=value, alone only (a run folder has its own)")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    cli = parse(argv)
+    try:
+        config = overrides.load_config()
+        if cli.run_dir:
+            record = runs.read(cli.run_dir)
+            if record is None:
+                raise UserError(f"no statistic.json in {cli.run_dir}", "start runs with `run <tag>`")
+            changes, run_dir = record["overrides"], cli.run_dir
+        else:
+            changes = overrides.parse(cli.overrides, config)
+        args = args_process.process(overrides.apply(config, changes))
+        if not cli.run_dir:
+            id, record = runs.create("_debug", runs.git_head(), "python code/main.py " + " ".join(cli.overrides),
+                                     changes, runs.fresh_seed(), fixed=False)
+            run_dir = runs.paths.run_dir("_debug", id)
+    except UserError as err:
+        return report(err)
+
+    rec = Recorder(run_dir, args, resume=cli.resume)
+    signals.install()
+    try:
+        metrics = train(args, rec, record["seed"], cli.resume)
+    except signals.Interrupted as why:
+        print(f"interrupted by {why}")
+        rec.finish("interrupted")
+        return 130
+    except BaseException:
+        rec.fail()
+        return 1
+    rec.finish("finished", metrics)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

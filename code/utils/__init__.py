@@ -1,0 +1,1 @@
+"""runtag's tooling: one module per concern. The experiment itself lives one level up."""

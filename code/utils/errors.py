@@ -1,0 +1,14 @@
+"""User mistakes: one line `runtag: <what is wrong> — <what to do>` on stderr, exit status 2."""
+import sys
+
+
+class UserError(Exception):
+    """A mistake the user can fix; never a bug of ours, never a crashing experiment."""
+
+    def __init__(self, what, todo):
+        super().__init__(f"{what} — {todo}")
+
+
+def report(err):
+    print(f"runtag: {err}", file=sys.stderr)
+    return 2

@@ -1,0 +1,70 @@
+"""`key=value` overrides: parsed as Python literals (never eval), checked against config.py."""
+import ast
+import difflib
+import importlib.util
+import types
+
+from utils import paths
+from utils.errors import UserError
+
+
+def load_config(code_dir=paths.CODE):
+    """config.py's assignments as a dict (modules and _private names left out)."""
+    spec = importlib.util.spec_from_file_location("runtag_config", code_dir / "config.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return {k: v for k, v in vars(module).items()
+            if not k.startswith("_") and not isinstance(v, types.ModuleType)}
+
+
+def parse(items, config):
+    """['lr=0.1', 'optimizer=sgd'] -> {'lr': 0.1, 'optimizer': 'sgd'}, checked against config."""
+    out = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise UserError(f"malformed override {item!r}", "write key=value, e.g. lr=0.01")
+        out[key] = value(text)
+    check(out, config)
+    return out
+
+
+def value(text):
+    """A Python literal when it is one (0.1, 3, True, [1, 2], 'x'), else the plain string."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def check(overrides, config, where="override"):
+    """Unknown keys name the closest real one; a value must have the type of the default."""
+    for key, val in overrides.items():
+        if key not in config:
+            close = difflib.get_close_matches(key, config, n=1)
+            hint = f"did you mean {close[0]}?" if close else "see code/config.py for the keys"
+            raise UserError(f"unknown config key {key!r} in {where}", hint)
+        default = config[key]
+        if not compatible(val, default):
+            raise UserError(f"{where} {key}={val!r} is a {type(val).__name__}, "
+                            f"config.py has a {type(default).__name__}",
+                            f"give {key} a value like {default!r}")
+        if isinstance(default, float) and isinstance(val, int) and not isinstance(val, bool):
+            overrides[key] = float(val)
+
+
+def compatible(val, default):
+    if default is None or val is None:
+        return True
+    if isinstance(default, bool) or isinstance(val, bool):
+        return isinstance(val, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(val, (int, float))
+    if isinstance(default, (list, tuple)):
+        return isinstance(val, (list, tuple))
+    return isinstance(val, type(default))
+
+
+def apply(config, overrides):
+    return {**config, **overrides}

@@ -1,0 +1,26 @@
+"""Where things are: the project root holds code/, __data__/, __result__/, __statistic__/."""
+import os
+from pathlib import Path
+
+CODE = Path(__file__).resolve().parent.parent
+
+
+def root():
+    """The checkout whose __result__ we write into; RUNTAG_ROOT points a worktree back at it."""
+    return Path(os.environ.get("RUNTAG_ROOT") or CODE.parent).resolve()
+
+
+def results():
+    return root() / "__result__"
+
+
+def statistic():
+    return root() / "__statistic__"
+
+
+def data():
+    return root() / "__data__"
+
+
+def run_dir(tag, id):
+    return results() / tag / str(id)

@@ -1,0 +1,131 @@
+"""A run folder's bookkeeping: statistic.json, TensorBoard events, the log, finished.txt.
+
+Disk writes (statistic.json, checkpoints) go to one background thread, in order, so the
+training loop does not wait on fsync; `drain()` waits for them before anything is concluded.
+"""
+import json
+import os
+import resource
+import socket
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+
+from utils import atomic, log, paths, runs
+
+
+class Recorder:
+    def __init__(self, run_dir, args, resume=False, world_size=1, nnodes=1):
+        self.dir = Path(run_dir)
+        self.checkpoints = self.dir / "checkpoint"
+        self.log = self.dir / "log"
+        self.cuda = args.cuda
+        self.record = runs.read(self.dir)
+        self.started = time.time()
+        self.previous_s = self.record["duration_s"] if resume else 0.0
+        self.background = ThreadPoolExecutor(1, thread_name_prefix="runtag-writer")
+        self.pending = []
+        log.tee_stdout(self.log)
+        self.record.update(
+            status="running", pid=os.getpid(), host=socket.gethostname(), end=None,
+            epochs=args.epochs, world_size=world_size, nnodes=nnodes,
+            hparams=json_safe(vars(args)),
+            gpus=self.record.get("gpus"),
+            versions={"python": sys.version.split()[0], "torch": torch.__version__},
+        )
+        runs.write(self.dir, self.record)
+        from torch.utils.tensorboard import SummaryWriter  # a new event file beside any old one
+        self.writer = SummaryWriter(self.dir / "tensorboard")
+
+    def epoch(self, epoch, metrics, best_epoch, lr, seconds, samples):
+        """TensorBoard scalars of one epoch, and statistic.json rewritten in the background."""
+        for key, value in metrics.items():
+            self.writer.add_scalar(key, value, epoch)
+        self.writer.add_scalar("lr", lr, epoch)
+        self.writer.add_scalar("time/epoch_s", seconds, epoch)
+        self.writer.add_scalar("time/samples_per_s", samples / seconds, epoch)
+        self.writer.add_scalar("memory/peak_mb", peak_memory_mb(self.cuda), epoch)
+        m = self.record["metrics"]
+        m.update({f"last/{flat(k)}": v for k, v in metrics.items()})
+        if best_epoch == epoch:
+            m.update({f"best/{flat(k)}": v for k, v in metrics.items()})
+            m["best/epoch"] = epoch
+        self.record["epoch"] = epoch
+        self.record["duration_s"] = self.duration()
+        self.submit(atomic.write_bytes, self.dir / "statistic.json", dumps(self.record))
+
+    def submit(self, fn, *args):
+        self.check()
+        future = self.background.submit(fn, *args)
+        self.pending.append(future)
+        return future
+
+    def check(self):
+        """Raise here, in the training loop, what failed in the background."""
+        for f in [f for f in self.pending if f.done()]:
+            self.pending.remove(f)
+            f.result()
+
+    def drain(self):
+        for f in self.pending:
+            f.result()
+        self.pending = []
+
+    def duration(self):
+        return round(self.previous_s + time.time() - self.started, 3)
+
+    def finish(self, status, metrics=None):
+        """The final record, written synchronously after every pending write."""
+        try:
+            self.drain()
+        finally:
+            self.background.shutdown()
+            self.record["metrics"].update(metrics or {})
+            if status == "finished":
+                self.hparams(metrics or {})
+            self.writer.close()
+            self.record.update(status=status, end=runs.now(), duration_s=self.duration())
+            runs.write(self.dir, self.record)
+            if status == "finished":
+                atomic.append_lines(paths.statistic() / "exper-list" / "finished.txt",
+                                    [f"{self.record['tag']}/{self.record['id']}"])
+            sys.stdout.flush()
+
+    def hparams(self, metrics):
+        """The run's hyperparameters and final metrics for TensorBoard's HParams dashboard."""
+        from torch.utils.tensorboard.summary import hparams
+        hp = {k: v if isinstance(v, (int, float, str, bool)) else str(v)
+              for k, v in self.record["hparams"].items()}
+        final = {**{k: v for k, v in self.record["metrics"].items() if k.startswith("best/")}, **metrics}
+        for summary in hparams(hp, final):
+            self.writer.file_writer.add_summary(summary)
+        for key, value in final.items():
+            self.writer.add_scalar(key, value, self.record["epoch"])
+
+    def fail(self):
+        """The traceback into the log, the status `failed`."""
+        log.write_traceback(self.log)
+        self.finish("failed")
+
+
+def flat(key):
+    return key.replace("/", "_")
+
+
+def dumps(record):
+    return (json.dumps(record, indent=2) + "\n").encode()
+
+
+def json_safe(d):
+    return {k: v if isinstance(v, (int, float, str, bool, type(None), list)) else str(v)
+            for k, v in d.items()}
+
+
+def peak_memory_mb(cuda):
+    if cuda:
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
