@@ -47,8 +47,8 @@ def check(overrides, config, where="override"):
             raise UserError(f"unknown config key {key!r} in {where}", hint)
         default = config[key]
         if not compatible(val, default):
-            raise UserError(f"{where} {key}={val!r} is a {type(val).__name__}, "
-                            f"config.py has a {type(default).__name__}",
+            raise UserError(f"{where} {key}={val!r} is of type {type(val).__name__}, "
+                            f"config.py has {type(default).__name__}",
                             f"give {key} a value like {default!r}")
         if isinstance(default, float) and isinstance(val, int) and not isinstance(val, bool):
             overrides[key] = float(val)
