@@ -1,0 +1,178 @@
+"""title: the columns of a list's table, in `__statistic__/title/<list>.json`.
+
+The file is JSON with comments, one key a line, so that a column is hidden by commenting its
+line out:
+
+    {
+      "hparams": [
+        "lr",
+        // "epochs",  // same in every run: 20
+        # "optimizer",
+      ],
+      "metrics": [
+        "best/val_acc",
+      ]
+    }
+
+What follows `//` or `#` outside a string is a comment, and a comma before `]` or `}` is
+allowed; strip those and it is plain JSON (`parse`). Hyperparameters equal in every run of
+the list are written commented out with a `same in every run` note. Running `title` again
+adds the keys that are new, rewrites only its own `same in every run` lines (a key that now
+differs is shown), and keeps every other line as it is, your edits and comments included.
+"""
+import json
+import re
+
+from utils import atomic, paths
+from utils.errors import UserError
+from utils.statistic import record
+
+SECTIONS = ("hparams", "metrics")
+STRING = r'"(?:\\.|[^"\\])*"'
+COMMENT = re.compile(rf'{STRING}|//[^\n]*|#[^\n]*')  # matching strings too keeps a "#" in a key whole
+TRAILING_COMMA = re.compile(rf'{STRING}|,(?=\s*[\]}}])')
+KEY_LINE = re.compile(rf'\s*(?:(?://|#)\s*)?({STRING})\s*,?')
+SAME_LINE = re.compile(rf'\s*// {STRING},\s*// same in every run: .*')
+SECTION_START = re.compile(r'\s*"(\w+)"\s*:\s*\[\s*$')
+HEADER = """\
+// Columns of the table of experiment list `{name}`: one key a line, in this order.
+// JSON with comments (after // or #) and trailing commas. Comment a line out to hide its column.
+// Hyperparameters equal in every run come commented out. `title {name}` again adds new keys,
+// rewrites only its own "same in every run" lines, and keeps every other line as you left it.
+"""
+
+
+def add_title(p):
+    p.add_argument("list", nargs="?", default="record", metavar="LIST", help="the experiment list (default: record)")
+
+
+def title(args):
+    where = write(args.list)
+    hparams, metrics = columns(args.list)
+    print(f"{where.relative_to(paths.root())}: {len(hparams) + len(metrics)} columns shown "
+          f"({len(hparams)} hyperparameters, {len(metrics)} metrics); comment lines out to hide more")
+
+
+def path(list_name):
+    return paths.statistic() / "title" / f"{list_name}.json"
+
+
+def write(list_name, records=None):
+    """(Re)write the title file of a list from its runs' records; returns its path."""
+    if records is None:
+        records = [rec for _, rec in record.load(record.read(list_name))]
+    target = path(list_name)
+    old = target.read_text() if target.exists() else ""
+    if old:
+        parse(old, target)  # a damaged file is reported, not silently replaced
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(target, render(list_name, records, old))
+    return target
+
+
+def render(list_name, records, old=""):
+    """The text of the title file: the old file's lines kept, new keys appended per section."""
+    kept = old_sections(old)
+    hparams = union(rec.get("hparams") or {} for rec in records)
+    metrics = union(rec.get("metrics") or {} for rec in records)
+    same = {key: value for key, value in equal(records, hparams)}
+    parts = []
+    for section, keys in (("hparams", hparams), ("metrics", metrics)):
+        lines = body(keys, same if section == "hparams" else {}, kept.get(section, []))
+        parts.append(f'  "{section}": [\n' + "".join(f"{line}\n" for line in lines) + "  ]")
+    return HEADER.format(name=list_name) + "{\n" + ",\n".join(parts) + "\n}\n"
+
+
+def union(dicts):
+    """The keys of all dicts, in order of first appearance."""
+    keys = {}
+    for d in dicts:
+        keys.update(dict.fromkeys(d))
+    return list(keys)
+
+
+def equal(records, keys):
+    """(key, value) for the hyperparameters with one and the same value in every record."""
+    first = records[0].get("hparams") or {} if records else {}
+    missing = object()
+    for key in keys:
+        value = first.get(key, missing)
+        if value is not missing and all(
+                type(v) is type(value) and v == value
+                for v in ((rec.get("hparams") or {}).get(key, missing) for rec in records)):
+            yield key, value
+
+
+def body(keys, same, old_lines):
+    """A section's lines: every old line (its own `same` lines refreshed), then new keys."""
+    out, seen = [], set()
+    for line in old_lines:
+        key = key_of(line)
+        if key is not None and SAME_LINE.fullmatch(line):
+            if key in keys:  # ours, untouched: say what is true now
+                out.append(fresh(key, same))
+                seen.add(key)
+            continue
+        out.append(line)
+        seen.add(key)
+    return out + [fresh(key, same) for key in keys if key not in seen]
+
+
+def fresh(key, same):
+    if key in same:
+        note = json.dumps(same[key])
+        note = note if len(note) <= 40 else note[:37] + "..."
+        return f"    // {json.dumps(key)},  // same in every run: {note}"
+    return f"    {json.dumps(key)},"
+
+
+def key_of(line):
+    """The key a line names, commented out or not; None for other lines."""
+    match = KEY_LINE.match(line)
+    return json.loads(match.group(1)) if match else None
+
+
+def old_sections(text):
+    """{section: its lines between `[` and `]`} of an existing title file."""
+    found, current = {}, None
+    for line in text.splitlines():
+        start = SECTION_START.match(line)
+        if current is None and start:
+            current = found.setdefault(start.group(1), [])
+        elif current is not None and line.strip().startswith("]"):
+            current = None
+        elif current is not None:
+            current.append(line)
+    return found
+
+
+def parse(text, where="title file"):
+    """The title file as plain data: comments and trailing commas stripped, then JSON."""
+    def strings_only(match):
+        return match.group(0) if match.group(0).startswith('"') else ""
+
+    plain = TRAILING_COMMA.sub(strings_only, COMMENT.sub(strings_only, text))
+    try:
+        data = json.loads(plain)
+    except ValueError as err:
+        raise UserError(f"{where} is not valid JSON with comments: {err}",
+                        "fix it, or delete it and run `title` to write it again")
+    if not isinstance(data, dict) or not all(
+            isinstance(data.get(s, []), list) and all(isinstance(k, str) for k in data.get(s, []))
+            for s in SECTIONS):
+        raise UserError(f"{where} must be an object of key lists {', '.join(SECTIONS)}",
+                        "fix it, or delete it and run `title` to write it again")
+    return data
+
+
+def columns(list_name, records=None):
+    """(hyperparameter keys, metric keys) shown in the table: the title file's uncommented
+    lines; without a file, what `title` would write (computed, not written)."""
+    target = path(list_name)
+    if target.exists():
+        data = parse(target.read_text(), target)
+    else:
+        if records is None:
+            records = [rec for _, rec in record.load(record.read(list_name))]
+        data = parse(render(list_name, records))
+    return data.get("hparams", []), data.get("metrics", [])
