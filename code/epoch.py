@@ -5,13 +5,13 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from utils.distributed import all_reduce_sum
+from utils.distributed import all_reduce_sum, bar_disabled
 
 
 def train(model, loader, optimizer, device, desc="train"):
     model.train()
     totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, samples
-    for x, y in tqdm(loader, desc=desc, leave=False, file=sys.stderr, disable=None):
+    for x, y in tqdm(loader, desc=desc, leave=False, file=sys.stderr, disable=bar_disabled()):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
         out = model(x)
@@ -26,7 +26,7 @@ def train(model, loader, optimizer, device, desc="train"):
 def evaluate(model, loader, device, desc="eval"):
     model.eval()
     totals = torch.zeros(3, dtype=torch.float64, device=device)
-    for x, y in tqdm(loader, desc=desc, leave=False, file=sys.stderr, disable=None):
+    for x, y in tqdm(loader, desc=desc, leave=False, file=sys.stderr, disable=bar_disabled()):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         out = model(x)
         add(totals, F.cross_entropy(out, y), out, y)

@@ -1,20 +1,22 @@
 """One run: build the state, loop over epochs, record statistics. Plain PyTorch: edit freely.
 
-`run`, `con` and `rerun` start it as `python code/main.py --run-dir __result__/<tag>/<id>`;
-alone, `python code/main.py [key=value ...]` trains into a throw-away __result__/_debug/<id>.
+`run`, `con` and `rerun` start it as `python code/main.py --run-dir __result__/<tag>/<id>`
+(under torch.distributed.run for several processes); alone, `python code/main.py [key=value ...]`
+trains into a throw-away __result__/_debug/<id>.
 """
 import argparse
 import sys
 import time
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
 import args_process
 import dataloader
 import epoch
 import model as models
-from state import State, load_checkpoint, seed_everything
-from utils import overrides, runs, signals
+from state import State, load_checkpoint, seed_everything, unwrap
+from utils import distributed, overrides, paths, runs, signals
 from utils.errors import UserError, report
 from utils.recorder import Recorder
 
@@ -34,10 +36,16 @@ def build_scheduler(optimizer, args):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
 
 
-def train(args, rec, seed, resume):
-    seed_everything(seed)
-    train_loader, val_loader, test_loader = dataloader.build(args, seed)
+def train(args, rec, record, resume):
+    rank, _, world_size = distributed.world()
+    seed = record["seed"]
+    seed_everything(seed + rank)  # own dropout per process; DDP copies rank 0's initial weights
+    train_loader, val_loader, test_loader = dataloader.build(args, seed, rank, world_size)
     net = models.build(args).to(args.device)
+    if record.get("init_from"):  # fine-tuning: start from another run's best weights
+        net.load_state_dict(load_checkpoint(paths.results() / record["init_from"] / "checkpoint/epoch_best.pth")["model"])
+    if world_size > 1:
+        net = DistributedDataParallel(net, device_ids=[args.device] if args.cuda else None)
     optimizer = build_optimizer(net, args)
     scheduler = build_scheduler(optimizer, args)
     state = State(net, optimizer, scheduler, args.best_mode)
@@ -65,11 +73,27 @@ def train(args, rec, seed, resume):
             print(f"early stop: no better {args.best_metric} for {args.patience} epochs")
             break
 
-    rec.drain()  # the best checkpoint is on disk before we read it back
-    net.load_state_dict(load_checkpoint(rec.checkpoints / "epoch_best.pth")["model"])
+    rec.drain()  # the best checkpoint is on disk before any process reads it back
+    distributed.barrier()
+    unwrap(net).load_state_dict(load_checkpoint(rec.checkpoints / "epoch_best.pth")["model"])
     test_loss, test_acc = epoch.evaluate(net, test_loader, args.device, "test")
     print(f"test (best epoch {state.best_epoch}): loss {test_loss:.4f} acc {test_acc:.4f}")
     return {"test/loss": test_loss, "test/acc": test_acc}
+
+
+def prepare(cli):
+    """The run folder and its record: the one given, or a new _debug one. Rank 0 only."""
+    config = overrides.load_config()
+    if cli.run_dir:
+        record = runs.read(cli.run_dir)
+        if record is None:
+            raise UserError(f"no statistic.json in {cli.run_dir}", "start runs with `run <tag>`")
+        return cli.run_dir, record
+    changes = overrides.parse(cli.overrides, config)
+    args_process.check(overrides.apply(config, changes))
+    id, record = runs.create("_debug", runs.git_head(), "python code/main.py " + " ".join(cli.overrides),
+                             changes, runs.fresh_seed(), fixed=False)
+    return paths.run_dir("_debug", id), record
 
 
 def parse(argv):
@@ -82,27 +106,19 @@ def parse(argv):
 
 def main(argv=None):
     cli = parse(argv)
+    distributed.init()  # with one process: nothing
+    rank, _, world_size = distributed.world()
     try:
-        config = overrides.load_config()
-        if cli.run_dir:
-            record = runs.read(cli.run_dir)
-            if record is None:
-                raise UserError(f"no statistic.json in {cli.run_dir}", "start runs with `run <tag>`")
-            changes, run_dir = record["overrides"], cli.run_dir
-        else:
-            changes = overrides.parse(cli.overrides, config)
-        args = args_process.process(overrides.apply(config, changes))
-        if not cli.run_dir:
-            id, record = runs.create("_debug", runs.git_head(), "python code/main.py " + " ".join(cli.overrides),
-                                     changes, runs.fresh_seed(), fixed=False)
-            run_dir = runs.paths.run_dir("_debug", id)
+        run_dir, record = distributed.from_rank0(lambda: prepare(cli))
+        args = args_process.process(overrides.apply(overrides.load_config(), record["overrides"]))
+        args.device = distributed.device(args)
     except UserError as err:
-        return report(err)
+        return report(err) if rank == 0 else 2
 
-    rec = Recorder(run_dir, args, resume=cli.resume)
+    rec = Recorder(run_dir, args, cli.resume, world_size, distributed.nnodes(), active=rank == 0)
     signals.install()
     try:
-        metrics = train(args, rec, record["seed"], cli.resume)
+        metrics = train(args, rec, record, cli.resume)
     except signals.Interrupted as why:
         print(f"interrupted by {why}")
         rec.finish("interrupted")
@@ -111,6 +127,7 @@ def main(argv=None):
         rec.fail()
         return 1
     rec.finish("finished", metrics)
+    distributed.teardown()
     return 0
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from utils import atomic
+from utils import atomic, distributed
 
 
 class State:
@@ -38,7 +38,7 @@ class State:
             "optimizer": copy.deepcopy(self.optimizer.state_dict()),
             "scheduler": copy.deepcopy(self.scheduler.state_dict()),
             "epoch": self.epoch, "best": self.best, "best_epoch": self.best_epoch,
-            "stale": self.stale, "rng": rng_states(),
+            "stale": self.stale,
         }
 
     def load_state_dict(self, ckpt):
@@ -47,17 +47,19 @@ class State:
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.epoch, self.best = ckpt["epoch"], ckpt["best"]
         self.best_epoch, self.stale = ckpt["best_epoch"], ckpt["stale"]
-        set_rng_states(ckpt["rng"])
+        rank = distributed.world()[0]
+        set_rng_states(ckpt["rng"][rank % len(ckpt["rng"])])  # one per process of the saving run
 
-    def save(self, directory, best, keep=0, background=None, rng=None):
+    def save(self, directory, best, keep=0, background=None):
         """Write checkpoint/epoch_<n>.pth and point epoch_last (and epoch_best when best) at it.
 
-        With a `background` executor the write happens off the training loop, in order.
-        `rng`: the RNG states of every process (DDP), in place of this process's alone.
+        Every process calls it (their RNG states are gathered); only rank 0 writes. With a
+        `background` executor (anything with submit()) the write happens off the training loop.
         """
-        snapshot = self.state_dict()
-        if rng is not None:
-            snapshot["rng"] = rng
+        rngs = distributed.gather(rng_states())
+        if rngs is None:
+            return None
+        snapshot = {**self.state_dict(), "rng": rngs}
         job = (write_checkpoint, Path(directory), snapshot, best, keep)
         return background.submit(*job) if background else job[0](*job[1:])
 

@@ -57,7 +57,7 @@ def main(argv=None):
         parser = Parser(prog=verb, description=text)
         parser.set_defaults(command=" ".join([argv[0]] + argv[1:]))  # recorded in statistic.json
         getattr(module, f"add_{function}")(parser)
-        return getattr(module, function)(parser.parse_args(argv[1:])) or 0
+        return getattr(module, function)(parser.parse_intermixed_args(argv[1:])) or 0
     except UserError as err:
         return report(err)
 

@@ -1,5 +1,10 @@
-"""The distributed case in a few names, so the training code reads the same with 1 or N processes."""
+"""The distributed case in a few names, so the training code reads the same with 1 or N processes.
+
+torch.distributed.run starts one process per device and sets RANK, LOCAL_RANK, WORLD_SIZE;
+without it every function here is the trivial single-process answer.
+"""
 import os
+import sys
 
 import torch
 import torch.distributed as dist
@@ -11,8 +16,38 @@ def world():
             int(os.environ.get("WORLD_SIZE", 1)))
 
 
+def nnodes():
+    return int(os.environ.get("GROUP_WORLD_SIZE", 1))  # one worker group per node
+
+
+def is_main():
+    return world()[0] == 0
+
+
+def init():
+    """Join the process group (NCCL on GPUs, gloo on CPUs); quiet stdout on all but rank 0."""
+    rank, local_rank, world_size = world()
+    if world_size == 1:
+        return
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local_rank)
+    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if rank != 0:
+        sys.stdout = open(os.devnull, "w")  # one copy of every line, from rank 0
+
+
+def device(args):
+    """This process's device: cuda:<local rank> under DDP on GPUs."""
+    return f"cuda:{world()[1]}" if args.cuda and world()[2] > 1 else args.device
+
+
 def active():
     return dist.is_available() and dist.is_initialized()
+
+
+def teardown():
+    if active():
+        dist.destroy_process_group()
 
 
 def all_reduce_sum(tensor):
@@ -20,3 +55,38 @@ def all_reduce_sum(tensor):
         tensor = tensor.clone()
         dist.all_reduce(tensor)
     return tensor
+
+
+def from_rank0(make):
+    """Rank 0 calls make(); every rank gets its result (or its exception, raised again)."""
+    if not active():
+        return make()
+    box = [None, None]
+    if is_main():
+        try:
+            box[0] = make()
+        except Exception as err:  # the other ranks must not wait forever for a result
+            box[1] = err
+    dist.broadcast_object_list(box, src=0)
+    if box[1] is not None:
+        raise box[1]
+    return box[0]
+
+
+def gather(obj):
+    """Every process's obj as a list on rank 0; None on the others."""
+    if not active():
+        return [obj]
+    out = [None] * dist.get_world_size() if is_main() else None
+    dist.gather_object(obj, out, dst=0)
+    return out
+
+
+def barrier():
+    if active():
+        dist.barrier()
+
+
+def bar_disabled():
+    """tqdm's `disable`: None (auto: on when stderr is a terminal) on rank 0, off elsewhere."""
+    return None if is_main() else True

@@ -6,7 +6,10 @@ class UserError(Exception):
     """A mistake the user can fix; never a bug of ours, never a crashing experiment."""
 
     def __init__(self, what, todo):
-        super().__init__(f"{what} — {todo}")
+        super().__init__(what, todo)  # both kept in args: the error pickles (DDP ranks pass it on)
+
+    def __str__(self):
+        return f"{self.args[0]} — {self.args[1]}"
 
 
 def report(err):

@@ -29,9 +29,9 @@ def tee_stdout(path):
     return sys.stdout
 
 
-def write_traceback(path):
+def write_traceback(path, prefix=""):
     """The current exception's traceback to stderr and to the log."""
-    text = traceback.format_exc()
+    text = prefix + traceback.format_exc()
     sys.stderr.write(text)
     with open(path, "a") as f:
         f.write(text)

@@ -18,22 +18,29 @@ from utils import atomic, log, paths, runs
 
 
 class Recorder:
-    def __init__(self, run_dir, args, resume=False, world_size=1, nnodes=1):
+    """Under DDP every rank has one, but only rank 0's is `active` and writes."""
+
+    def __init__(self, run_dir, args, resume=False, world_size=1, nnodes=1, active=True):
         self.dir = Path(run_dir)
         self.checkpoints = self.dir / "checkpoint"
         self.log = self.dir / "log"
         self.cuda = args.cuda
+        self.active = active
+        self.pending = []
+        if active:
+            self.start(args, resume, world_size, nnodes)
+
+    def start(self, args, resume, world_size, nnodes):
         self.record = runs.read(self.dir)
         self.started = time.time()
         self.previous_s = self.record["duration_s"] if resume else 0.0
         self.background = ThreadPoolExecutor(1, thread_name_prefix="runtag-writer")
-        self.pending = []
         log.tee_stdout(self.log)
         self.record.update(
             status="running", pid=os.getpid(), host=socket.gethostname(), end=None,
             epochs=args.epochs, world_size=world_size, nnodes=nnodes,
             hparams=json_safe(vars(args)),
-            gpus=self.record.get("gpus"),
+            gpus=os.environ.get("CUDA_VISIBLE_DEVICES"),
             versions={"python": sys.version.split()[0], "torch": torch.__version__},
         )
         runs.write(self.dir, self.record)
@@ -42,6 +49,8 @@ class Recorder:
 
     def epoch(self, epoch, metrics, best_epoch, lr, seconds, samples):
         """TensorBoard scalars of one epoch, and statistic.json rewritten in the background."""
+        if not self.active:
+            return
         for key, value in metrics.items():
             self.writer.add_scalar(key, value, epoch)
         self.writer.add_scalar("lr", lr, epoch)
@@ -79,6 +88,8 @@ class Recorder:
 
     def finish(self, status, metrics=None):
         """The final record, written synchronously after every pending write."""
+        if not self.active:
+            return
         try:
             self.drain()
         finally:
@@ -106,8 +117,8 @@ class Recorder:
             self.writer.add_scalar(key, value, self.record["epoch"])
 
     def fail(self):
-        """The traceback into the log, the status `failed`."""
-        log.write_traceback(self.log)
+        """The traceback into the log (from whichever rank raised), the status `failed`."""
+        log.write_traceback(self.log, "" if self.active else f"[rank {os.environ.get('RANK')}] ")
         self.finish("failed")
 
 

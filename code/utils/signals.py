@@ -8,6 +8,10 @@ class Interrupted(BaseException):
 
 
 def raise_interrupted(signum, frame):
+    # Once: a second signal (Ctrl-C reaches the run and its launcher forwards one too) must not
+    # interrupt the orderly end that the first one started.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     raise Interrupted(signal.Signals(signum).name)
 
 
