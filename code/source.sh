@@ -1,11 +1,12 @@
 # runtag's shell commands. Source it once per shell, from bash or zsh:  . code/source.sh
-# Each function only forwards to the Python CLI (code/utils/cli.py), which holds all logic.
+# Each function only forwards to the Python CLI (code/utils/cli.py), which holds all logic,
+# so the commands work from any directory once defined.
 # No `continue` here: it is a shell builtin, and shadowing it breaks loops. Use `con`.
 
 if [ -n "${BASH_VERSION:-}" ]; then
     _runtag_code=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 else
-    _runtag_code=$(cd "$(dirname "${(%):-%x}")" && pwd)
+    _runtag_code=$(cd "$(dirname "${(%):-%x}")" && pwd)  # zsh: the file being sourced
 fi
 _runtag_root=$(dirname "$_runtag_code")
 
@@ -16,28 +17,40 @@ fi
 
 _runtag() { python "$_runtag_code/utils/cli.py" "$@"; }
 
-run()    { _runtag run "$@"; }
-con()    { _runtag continue "$@"; }
-rerun()  { _runtag rerun "$@"; }
-re()     { _runtag rerun "$@"; }
-sweep()  { _runtag sweep "$@"; }
-record() { _runtag record "$@"; }
-title()  { _runtag title "$@"; }
-table()  { _runtag table "$@"; }
-plot()   { _runtag plot "$@"; }
+run()     { _runtag run "$@"; }
+con()     { _runtag continue "$@"; }
+rerun()   { _runtag rerun "$@"; }
+re()      { _runtag rerun "$@"; }
+sweep()   { _runtag sweep "$@"; }
+record()  { _runtag record "$@"; }
+title()   { _runtag title "$@"; }
+table()   { _runtag table "$@"; }
+plot()    { _runtag plot "$@"; }
 expdiff() { _runtag diff "$@"; }  # not `diff`: that would shadow diff(1)
-itb()    { _runtag itb "$@"; }
-expls()  { _runtag expls "$@"; }
-expels() { _runtag expels "$@"; }
+itb()     { _runtag itb "$@"; }
+expls()   { _runtag expls "$@"; }
+expels()  { _runtag expels "$@"; }
 
-# Tab completion: options and existing tags.
+# Tab completion: a verb's options after `-`, else existing tags (and tag/id for the verbs that
+# take one), else file names. bash calls this with the command, the word and the word before;
+# zsh's bashcompinit does the same (under sh emulation: keep this plain POSIX-ish).
 _runtag_complete() {
-    local word="${COMP_WORDS[COMP_CWORD]}"
-    COMPREPLY=($(compgen -W "$(_runtag tags 2>/dev/null)" -- "$word"))
+    local words
+    case "$2" in
+        -*) words=$(_runtag tags --options "$1" 2>/dev/null) ;;
+        *)  case "$1:$3" in
+                run:-m) words= ;;
+                run:--from|run:--init-from) words=$(_runtag tags --runs 2>/dev/null) ;;
+                run:*|expels:*|sweep:*) words=$(_runtag tags 2>/dev/null) ;;
+                *) words=$(_runtag tags --runs 2>/dev/null) ;;
+            esac ;;
+    esac
+    COMPREPLY=($(compgen -W "$words" -- "$2"))
 }
 if [ -n "${ZSH_VERSION:-}" ]; then
+    # compinit -u: no question about insecure directories; -D: no dump file written.
     autoload -Uz compinit bashcompinit
     (( ${+functions[compdef]} )) || compinit -u -D
     bashcompinit
 fi
-complete -F _runtag_complete run con rerun re record itb expels plot expdiff sweep
+complete -o default -F _runtag_complete run con rerun re record itb expels plot expdiff sweep

@@ -1,4 +1,5 @@
 """Git, read mostly: tags, the dirty check, worktrees. Never the user's tree, index, branch or stash."""
+import os
 import shutil
 import subprocess
 import tempfile
@@ -21,20 +22,27 @@ def open_repo():
 
 
 def require_identity(repo):
-    """An annotated tag has a tagger: without user.name/user.email git would refuse half-way."""
+    """An annotated tag has a tagger: without user.name/user.email git would refuse half-way,
+    or sign with a guess from the host name, which nobody could trace back."""
     try:
         repo.git.var("GIT_COMMITTER_IDENT")
+        email = os.environ.get("GIT_COMMITTER_EMAIL") or os.environ.get("EMAIL") or repo.git.config("user.email")
     except git.GitCommandError:
+        email = None
+    if not email:
         raise UserError("git has no identity to sign the tag with",
                         'set one: git config user.name "You" && git config user.email you@example.com')
 
 
 def check_tag_name(tag):
-    ok = "/" not in tag and not tag.startswith(("-", ".", "_")) and subprocess.run(
+    """A name git accepts for a tag, and one folder under __result__: no `/`. No `,` either:
+    TensorBoard's --logdir_spec and the experiment lists separate names with it. A leading
+    `_` is ours (`_debug`), a leading `.` hidden, a leading `-` an option."""
+    ok = tag and not set(tag) & set("/,") and not tag.startswith(("-", ".", "_")) and subprocess.run(
         ["git", "check-ref-format", f"refs/tags/{tag}"], capture_output=True).returncode == 0
     if not ok:
         raise UserError(f"invalid tag name {tag!r}",
-                        "use letters, digits, - and . (no /, spaces, .., ~^:?*[ or a leading . _ -)")
+                        "use letters, digits, - and . (no / , spaces, .., ~^:?*[ or a leading . _ -)")
 
 
 def dirty_code(repo):
@@ -61,10 +69,25 @@ def ensure_tag(repo, tag, head):
     """Tag HEAD; a tag already on HEAD is reused (a repeat); one on another commit is refused."""
     marked = tag_commit(repo, tag)
     if marked is None:
-        repo.git.tag("-a", tag, "-m", f"runtag: {tag}", head)
-    elif marked != head:
+        try:
+            repo.git.tag("-a", tag, "-m", f"runtag: {tag}", head)
+            return
+        except git.GitCommandError:  # a concurrent `run` of the same tag made it first
+            marked = tag_commit(repo, tag)
+            if marked is None:
+                raise
+    if marked != head:
         raise UserError(f"tag {tag!r} already marks commit {marked[:10]}, not this one",
                         f"`rerun {tag}` to run that commit again, or choose a new tag")
+
+
+def require_commit(repo, commit, name):
+    """The commit a run was made from must still exist to run it again."""
+    try:
+        repo.git.cat_file("-e", f"{commit}^{{commit}}")
+    except git.GitCommandError:
+        raise UserError(f"commit {commit[:10]} of {name} is not in this repository",
+                        "fetch it, or restore the tag, then try again")
 
 
 def commit_subject(repo, rev):

@@ -1,10 +1,5 @@
 """run, continue, rerun: decide what to run and where, then start code/main.py on a run folder."""
-import os
-import signal
-import subprocess
-import sys
-
-from utils import gitrepo, overrides, paths, runs
+from utils import gitrepo, launcher, overrides, paths, runs, tboard
 from utils.errors import UserError
 
 
@@ -20,9 +15,14 @@ def add_run(p):
 
 def add_processes(p):
     p.add_argument("--nproc", type=int, metavar="N", help="processes (DDP); default: visible GPUs, else 1")
+    p.add_argument("--nnodes", type=int, default=1, metavar="N", help="machines taking part in this run")
+    p.add_argument("--node-rank", type=int, default=0, metavar="R", help="this machine's rank, 0..nnodes-1")
+    p.add_argument("--master", metavar="HOST:PORT", help="where node 0 listens (with --nnodes > 1)")
 
 
 def run(args):
+    if joins(args):
+        return execute(paths.root(), None, nproc=args.nproc, args=args)
     repo = gitrepo.open_repo()
     gitrepo.check_tag_name(args.tag)
     gitrepo.require_identity(repo)
@@ -30,8 +30,9 @@ def run(args):
     if dirty and not args.m:
         raise UserError(f"code/ has uncommitted changes: {' '.join(dirty[:5])}{' ...' if len(dirty) > 5 else ''}",
                         "commit them, or `run -m MSG` to commit code/ first")
-    parent_spec = args.init_from or args.parent
+    parent_spec = args.parent or args.init_from  # --init-from alone also inherits the overrides
     parent = one_run(parent_spec) if parent_spec else None
+    init = best_weights(args.init_from) if args.init_from else None
     config = overrides.load_config()
     changes = {**(parent["overrides"] if parent else {}), **overrides.parse(args.overrides, config)}
     import args_process
@@ -44,11 +45,30 @@ def run(args):
         head = repo.head.commit.hexsha
     gitrepo.ensure_tag(repo, args.tag, head)
     seed = runs.fixed_seed() if args.f else runs.fresh_seed()
-    extra = {"init_from": args.init_from} if args.init_from else None
     id, _ = runs.create(args.tag, head, args.command, changes, seed, args.f,
-                        parent=parent_spec and name_of(parent), extra=extra)
+                        parent=parent_spec and name_of(parent), extra=init and {"init_from": init})
     print(f"runtag: {args.tag}/{id} at {head[:10]} {changes or ''}", flush=True)
-    return execute(paths.root(), paths.run_dir(args.tag, id), nproc=args.nproc)
+    tboard.serve_results(overrides.apply(config, changes))
+    return execute(paths.root(), paths.run_dir(args.tag, id), nproc=args.nproc, args=args)
+
+
+def best_weights(spec):
+    """`--init-from tag/id`: that run, which must have a best checkpoint; recorded as `tag/id`."""
+    record = one_run(spec)
+    name = name_of(record)
+    if not (paths.run_dir(record["tag"], record["id"]) / "checkpoint" / "epoch_best.pth").exists():
+        raise UserError(f"{name} has no best checkpoint to start from", "choose a run that finished an epoch")
+    return name
+
+
+def joins(args):
+    """True on machines other than node 0 of a multi-node run: node 0 makes the run and its
+    record, and rank 0 hands both to every process; these only start their processes."""
+    if args.nnodes > 1 and not (args.master and ":" in args.master):
+        raise UserError("--nnodes > 1 needs --master HOST:PORT", "give node 0's address, e.g. --master node0:29500")
+    if not 0 <= args.node_rank < args.nnodes:
+        raise UserError(f"--node-rank {args.node_rank} is outside 0..{args.nnodes - 1}", "number the machines from 0")
+    return args.node_rank > 0
 
 
 def add_con(p):
@@ -58,19 +78,26 @@ def add_con(p):
 
 
 def con(args):
+    if joins(args):
+        return execute(paths.root(), None, resume=True, nproc=args.nproc, args=args)
     repo = gitrepo.open_repo()
     run_dir = unfinished(args.spec)
     record = runs.read(run_dir)
+    if record is None:
+        raise UserError(f"the record of {args.spec} is missing or damaged", "`rerun` it, or choose another run")
     status = runs.shown_status(record)
+    if status == "finished":
+        raise UserError(f"{name_of(record)} is finished", f"`rerun {name_of(record)}` to run it again")
     if status == "running" and not args.f:
         raise UserError(f"{name_of(record)} is still running (pid {record['pid']} on {record['host']})",
                         "wait for it, stop it, or `con -f` if that process is gone")
+    gitrepo.require_commit(repo, record["commit"], name_of(record))
     if not (run_dir / "checkpoint" / "epoch_last.pth").exists():
         raise UserError(f"{name_of(record)} has no checkpoint to continue from",
                         f"`rerun {name_of(record)}` to start it again")
     print(f"runtag: continuing {name_of(record)} after epoch {record['epoch']}", flush=True)
     with gitrepo.checkout_of(repo, record["commit"]) as where:
-        return execute(where, run_dir, resume=True, nproc=args.nproc or record.get("world_size"))
+        return execute(where, run_dir, resume=True, nproc=args.nproc or per_node(record, args), args=args)
 
 
 def add_rerun(p):
@@ -80,18 +107,27 @@ def add_rerun(p):
 
 
 def rerun(args):
+    if joins(args):
+        return execute(paths.root(), None, nproc=args.nproc, args=args)
     repo = gitrepo.open_repo()
     tag, _, id = args.spec.partition("/")
     source = runs.read(runs.resolve(f"{tag}/{id or (runs.ids(tag) or [0])[0]}")[0])
     if source is None:
         raise UserError(f"the record of {args.spec} is missing or damaged", "choose another run of the tag")
     commit = gitrepo.tag_commit(repo, tag) or source["commit"]
+    gitrepo.require_commit(repo, commit, name_of(source))
     seed = source["seed"] if args.f else runs.fresh_seed()
+    extra = {"rerun_of": name_of(source), **({"init_from": source["init_from"]} if source.get("init_from") else {})}
     new_id, _ = runs.create(tag, commit, args.command, source["overrides"], seed, args.f and source["fixed_seed"],
-                            parent=source.get("parent"), extra={"rerun_of": name_of(source)})
+                            parent=source.get("parent"), extra=extra)
     print(f"runtag: {tag}/{new_id} reruns {name_of(source)} at {commit[:10]}", flush=True)
     with gitrepo.checkout_of(repo, commit) as where:
-        return execute(where, paths.run_dir(tag, new_id), nproc=args.nproc or source.get("world_size"))
+        return execute(where, paths.run_dir(tag, new_id), nproc=args.nproc or per_node(source, args), args=args)
+
+
+def per_node(record, args):
+    """Processes per machine so that the run keeps its recorded world size."""
+    return max(record.get("world_size", 1) // args.nnodes, 1)
 
 
 def one_run(spec):
@@ -118,17 +154,7 @@ def name_of(record):
     return f"{record['tag']}/{record['id']}"
 
 
-def execute(checkout, run_dir, resume=False, nproc=None):
-    """Start the checkout's main.py on the run folder and wait; Ctrl-C reaches the run, which
-    ends itself as `interrupted` after its last checkpoint is safe."""
-    cmd = [sys.executable, str(checkout / "code" / "main.py"), "--run-dir", str(run_dir)]
-    if resume:
-        cmd.append("--resume")
-    env = {**os.environ, "RUNTAG_ROOT": str(paths.root())}
-    child = subprocess.Popen(cmd, env=env)
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # the terminal sends it to the run too
-    try:
-        rc = child.wait()
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    return rc if rc >= 0 else 128 - rc
+def execute(checkout, run_dir, resume=False, nproc=None, args=None):
+    """Start the checkout's main.py on the run folder (see utils/launcher.py) and wait."""
+    nodes = {"nnodes": args.nnodes, "node_rank": args.node_rank, "master": args.master} if args else {}
+    return launcher.execute(checkout, run_dir, resume, nproc, **nodes)
