@@ -93,13 +93,12 @@ def union(dicts):
 
 def equal(records, keys):
     """(key, value) for the hyperparameters with one and the same value in every record."""
-    first = records[0].get("hparams") or {} if records else {}
+    every = [rec.get("hparams") or {} for rec in records]
     missing = object()
     for key in keys:
-        value = first.get(key, missing)
-        if value is not missing and all(
-                type(v) is type(value) and v == value
-                for v in ((rec.get("hparams") or {}).get(key, missing) for rec in records)):
+        value = every[0].get(key, missing) if every else missing
+        kind = type(value)
+        if value is not missing and all(type(v) is kind and v == value for v in (hp.get(key, missing) for hp in every)):
             yield key, value
 
 
