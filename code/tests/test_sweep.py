@@ -1,0 +1,248 @@
+"""sweep: the YAML format (in-process, no runs), then real sweeps of real runs in a fresh project,
+on CPU workers, on pretend GPUs (device=cpu) and on a Ray cluster this test starts and stops."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # code/: the template's modules
+
+from utils import overrides, sweep_file  # noqa: E402
+from utils.errors import UserError  # noqa: E402
+
+CONFIG = overrides.load_config()
+
+
+def parse(text):
+    return sweep_file.parse(text, CONFIG, name="s.yaml")
+
+
+def error(text):
+    with pytest.raises(UserError) as err:
+        parse(text)
+    return str(err.value)
+
+
+# --- the file format ---------------------------------------------------------------------------
+
+def test_a_document_is_the_product_of_its_lists_in_file_order():
+    assert parse("optimizer: [sgd, adam]\nchannels: [8, 16, 32]\n") == [
+        {"optimizer": o, "channels": c} for o in ("sgd", "adam") for c in (8, 16, 32)]
+
+
+def test_documents_are_united_without_repeats_in_a_stable_order():
+    text = "lr: [0.1, 0.2]\noptimizer: [sgd]\n---\noptimizer: [sgd, adam]\nlr: [0.2]\n---\n"
+    assert parse(text) == [{"lr": 0.1, "optimizer": "sgd"}, {"lr": 0.2, "optimizer": "sgd"},
+                           {"optimizer": "adam", "lr": 0.2}]  # {sgd, 0.2} of document 2 is a repeat
+    assert parse(text) == parse(text)
+
+
+def test_default_goes_into_every_run_and_a_document_overrides_it():
+    combos = parse("default:\n  epochs: 3\n  lr: 0.5\n---\nchannels: [4, 8]\n---\nlr: [0.1]\n")
+    assert combos == [{"epochs": 3, "lr": 0.5, "channels": 4}, {"epochs": 3, "lr": 0.5, "channels": 8},
+                      {"epochs": 3, "lr": 0.1}]
+
+
+def test_values_are_those_the_command_line_gives():
+    # YAML 1.1 reads 1e-3 as a string; an int for a float key becomes a float, as `run lr=1` does
+    assert parse("lr: [1e-3, 1]\n") == [{"lr": 0.001}, {"lr": 1.0}]
+    for combo in parse("data: ['3', 'True', x, ' a']\nlr: [0.25]\n"):
+        assert overrides.parse(sweep_file.words(combo), CONFIG) == combo
+
+
+@pytest.mark.parametrize("text, names", [
+    ("lr: [0.1]\n---\nlrr: [0.1]\n", ["document 2", "'lrr'", "did you mean lr"]),
+    ("lr: 0.1\n", ["document 1", "'lr'", "not a list"]),
+    ("lr: []\n", ["document 1", "'lr'", "not a list"]),
+    ("channels: [8]\n---\nlr: [fast]\n", ["document 2", "lr='fast'", "float"]),
+    ("optimizer: [sgd, rmsprop]\n", ["document 1", "optimizer='rmsprop'", "adam, adamw, sgd"]),
+    ("lr: [0.1]\n---\ndefault: {epochs: 2}\n", ["document 2", "default"]),
+    ("default: {epochz: 2}\n---\nlr: [0.1]\n", ["document 1", "'epochz'"]),
+    ("- lr\n", ["document 1", "not a mapping"]),
+    ("default: {epochs: 2}\n", ["no combination"]),
+    ("lr: [0.1\n", ["not valid YAML"]),
+])
+def test_a_mistake_names_the_file_document_and_key(text, names):
+    message = error(text)
+    assert "s.yaml" in message and " — " in message
+    for name in names:
+        assert name in message
+
+
+def test_the_example_sweep_file_parses():
+    combos = sweep_file.load(Path(__file__).resolve().parents[1] / "sweeps" / "lr.yaml", CONFIG)
+    assert len(combos) == 6 and all(c["epochs"] == 10 for c in combos)
+
+
+# --- the command, without runs -----------------------------------------------------------------
+
+FOUR = "default: {epochs: 2, device: cpu}\n---\nlr: [0.002, 0.004]\nchannels: [8, 16]\n"
+
+
+def sweep_file_in(project, name, text):
+    (project.root / "code" / "sweeps").mkdir(exist_ok=True)
+    project.commit(f"code/sweeps/{name}.yaml", text, f"sweep {name}")
+    return f"code/sweeps/{name}.yaml"
+
+
+def records(project, tag):
+    base = project.root / "__result__" / tag
+    ids = sorted(int(p.name) for p in base.iterdir() if p.name.isdigit()) if base.is_dir() else []
+    return [project.record(tag, i) for i in ids]
+
+
+def test_dry_run_lists_the_combinations_and_writes_nothing(project):
+    path = sweep_file_in(project, "four", FOUR)
+    out = project.cli("sweep", "dry", path, "--dry-run", check=True)
+    assert "4 to run" in out.stdout
+    assert "epochs=2 device=cpu lr=0.004 channels=16" in out.stdout
+    assert not (project.root / "__result__").exists()
+    assert project.git("tag") == ""
+
+
+@pytest.mark.parametrize("flags, what", [
+    (["--per-gpu", "2"], "--per-gpu without --gpus"),
+    (["--gpus", "0,1", "--workers", "2"], "--workers with --gpus"),
+    (["--workers", "0"], "--workers 0"),
+    (["--address", "1.2.3.4:6379"], "--address without --backend ray"),
+])
+def test_a_wrong_flag_is_one_line_before_anything(project, flags, what):
+    path = sweep_file_in(project, "four", FOUR)
+    out = project.cli("sweep", "flags", path, *flags)
+    assert out.returncode == 2 and what in out.stderr and len(out.stderr.splitlines()) == 1
+    assert not (project.root / "__result__").exists()
+
+
+def test_a_dirty_tree_or_a_tag_elsewhere_is_refused_up_front(project):
+    path = sweep_file_in(project, "four", FOUR)
+    (project.root / "code" / "sweeps" / "new.yaml").write_text("lr: [0.1]\n")  # not committed
+    out = project.cli("sweep", "dirty", "code/sweeps/new.yaml")
+    assert out.returncode == 2 and "uncommitted" in out.stderr and "new.yaml" in out.stderr
+    (project.root / "code" / "sweeps" / "new.yaml").unlink()
+    project.git("tag", "-a", "old", "-m", "old", "HEAD")
+    project.commit("code/notes.txt", "later\n", "a later commit")
+    out = project.cli("sweep", "old", path)
+    assert out.returncode == 2 and "already marks commit" in out.stderr
+    assert not (project.root / "__result__").exists()
+
+
+# --- real sweeps -------------------------------------------------------------------------------
+
+def test_a_sweep_runs_every_combination_once_and_a_repeat_runs_nothing(project):
+    path = sweep_file_in(project, "four", FOUR)
+    out = project.cli("sweep", "four", path, "--workers", "2", check=True)
+    done = records(project, "four")
+    assert len(done) == 4 and {r["status"] for r in done} == {"finished"}
+    assert sorted(json.dumps(r["overrides"], sort_keys=True) for r in done) == sorted(
+        json.dumps({"epochs": 2, "device": "cpu", "lr": lr, "channels": c}, sort_keys=True)
+        for lr in (0.002, 0.004) for c in (8, 16))
+    assert all(r["command"].startswith("run four epochs=2 device=cpu") for r in done)
+    assert out.stdout.count("START four/") == 4 and out.stdout.count("DONE  four/") == 4
+    listed = (project.root / "__statistic__/exper-list/sweep-four.txt").read_text().split()
+    assert sorted(listed) == [f"four/{i}" for i in range(4)]
+    table = (project.root / "__statistic__/table/sweep-four.csv").read_text().splitlines()
+    assert len(table) == 5 and all(line.count(",finished,") == 1 for line in table[1:])
+
+    again = project.cli("sweep", "four", path, "--workers", "2", check=True)
+    assert "0 to run" in again.stdout and "START" not in again.stdout
+    assert len(records(project, "four")) == 4
+
+
+def test_a_failing_run_leaves_the_others_finished_and_the_status_non_zero(project):
+    path = sweep_file_in(project, "fails", "default: {epochs: 2, device: cpu}\n---\ndata: [missing, digits]\n")
+    out = project.cli("sweep", "fails", path, "--workers", "2")
+    assert out.returncode == 1
+    status = {r["overrides"]["data"]: r["status"] for r in records(project, "fails")}
+    assert status == {"missing": "failed", "digits": "finished"}
+    fail = next(line for line in out.stdout.splitlines() if line.startswith("FAIL"))
+    assert "data=missing" in fail and "failed" in fail and "__data__/missing" in fail
+
+
+def test_gpu_workers_each_see_their_gpu(project):
+    path = sweep_file_in(project, "gpus", "default: {epochs: 1, device: cpu}\n---\nchannels: [4, 5, 6, 7]\n")
+    project.cli("sweep", "gpus", path, "--gpus", "0,1", "--per-gpu", "2", check=True)
+    done = records(project, "gpus")
+    assert {r["status"] for r in done} == {"finished"}
+    assert Counter(r["gpus"] for r in done) == {"0": 2, "1": 2}  # 4 workers: 2 on each GPU
+
+
+def test_ctrl_c_interrupts_the_running_runs_and_starts_no_other(project):
+    path = sweep_file_in(project, "long", "default: {epochs: 200, device: cpu}\n---\nchannels: [4, 5, 6]\n")
+    sweep = subprocess.Popen([sys.executable, "code/utils/cli.py", "sweep", "long", path, "--workers", "2"],
+                             cwd=project.root, env=project.env(), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while not (len(started := records(project, "long")) == 2 and all(r["epoch"] >= 1 for r in started)):
+            assert time.time() < deadline and sweep.poll() is None, "the two runs did not get going"
+            time.sleep(0.5)
+    finally:
+        sweep.send_signal(signal.SIGINT)
+        out, _ = sweep.communicate(timeout=120)
+    assert sweep.returncode == 130
+    assert [r["status"] for r in records(project, "long")] == ["interrupted", "interrupted"]
+    assert out.count("FAIL") == 2 and "interrupted" in out
+
+
+# --- Ray ---------------------------------------------------------------------------------------
+
+@contextmanager
+def ray_head(project):
+    """A one-node Ray cluster, as the README starts one, ended with every process it started.
+    Its tasks' runs see its environment, not the sweep's: the project's (CI: no TensorBoard)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**project.env(), "RAY_AUTH_MODE": "disabled"}  # not ~/.ray/auth_token's: it may or may not exist
+    head = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
+                             "--num-cpus", "2", "--port", str(port), "--node-ip-address", "127.0.0.1",
+                             "--include-dashboard=false", "--disable-usage-stats"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # a group of its own: every Ray process, ours to end
+    try:
+        deadline = time.time() + 90
+        while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
+            assert time.time() < deadline and head.poll() is None, "ray start --head did not come up"
+            time.sleep(0.5)
+        yield f"127.0.0.1:{port}", env
+    finally:
+        head.terminate()  # `ray start --block` stops what it started on SIGTERM
+        try:
+            head.wait(60)
+        finally:
+            end_group(head.pid)
+
+
+def end_group(pgid):
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.5)
+    os.killpg(pgid, signal.SIGKILL)
+    raise AssertionError("Ray processes were still alive after `ray start --block` ended: killed")
+
+
+def test_the_ray_backend_runs_the_sweep_on_a_cluster(project):
+    pytest.importorskip("ray")
+    path = sweep_file_in(project, "ray", "default: {epochs: 1, device: cpu}\n---\nchannels: [4, 8]\n")
+    with ray_head(project) as (address, env):
+        out = subprocess.run([sys.executable, "code/utils/cli.py", "sweep", "ray", path,
+                              "--backend", "ray", "--address", address],
+                             cwd=project.root, env=env, capture_output=True, text=True,
+                             timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    done = records(project, "ray")
+    assert sorted(r["overrides"]["channels"] for r in done) == [4, 8]
+    assert {r["status"] for r in done} == {"finished"}
+    assert out.stdout.count("DONE  ray/") == 2 and out.stdout.count("START ray/") == 2

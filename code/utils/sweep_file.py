@@ -1,0 +1,133 @@
+"""The sweep file: YAML documents whose lists multiply into the runs of a sweep.
+
+    default:                # optional first document: overrides of every run
+      epochs: 10
+    ---
+    lr: [0.1, 0.01]         # each further document: the cartesian product of its lists
+    optimizer: [sgd, adam]
+    ---
+    lr: [0.001]
+    optimizer: [adamw]
+
+The sweep is the union of the documents' products in file order, each combination once.
+Every key and value is checked as a command-line override is, and an error names the
+file, the document (counted from 1) and the key.
+"""
+import itertools
+import json
+from pathlib import Path
+
+import yaml
+
+from utils import overrides
+from utils.errors import UserError
+
+
+def load(path, config):
+    """The combinations of the sweep file at `path`, each a dict of overrides."""
+    try:
+        text = Path(path).read_text()
+    except OSError as err:
+        raise UserError(f"cannot read sweep file {path}: {err.strerror}",
+                        "give the path of a YAML file, e.g. code/sweeps/lr.yaml")
+    return parse(text, config, name=str(path))
+
+
+def parse(text, config, name="sweep file"):
+    try:
+        documents = list(yaml.safe_load_all(text))
+    except yaml.YAMLError as err:
+        raise UserError(f"{name} is not valid YAML: {' '.join(str(err).split())}", "fix the file")
+    default, combinations, seen, first = {}, [], set(), True
+    for n, doc in enumerate(documents, 1):
+        where = f"{name} document {n}"
+        if doc is None:  # an empty document, e.g. after a trailing `---`
+            continue
+        if not isinstance(doc, dict):
+            raise UserError(f"{where} is a {type(doc).__name__}, not a mapping", "write one `key: [values]` a line")
+        if "default" in doc:
+            if not first or len(doc) > 1:
+                raise UserError(f"{where} has `default:` besides other keys or after the first document",
+                                "put `default:` alone in the first document, then `---`")
+            default = defaults(doc["default"], config, where)
+        else:
+            for combination in product(doc, default, config, where):
+                key = canonical(combination)
+                if key not in seen:
+                    seen.add(key)
+                    combinations.append(combination)
+        first = False
+    if not combinations:
+        raise UserError(f"{name} has no combination to run", "add a document of `key: [values]` lines")
+    return combinations
+
+
+def defaults(mapping, config, where):
+    mapping = {} if mapping is None else mapping  # `default:` with nothing under it
+    if not isinstance(mapping, dict):
+        raise UserError(f"{where}: default is a {type(mapping).__name__}, not a mapping",
+                        "write `default:` then indented `key: value` lines")
+    return {named(key, where): checked(key, value, config, where) for key, value in mapping.items()}
+
+
+def product(doc, default, config, where):
+    """The document's combinations over the defaults: one value per key, in the file's order."""
+    lists = {}
+    for key, values in doc.items():
+        named(key, where)
+        if not isinstance(values, list) or not values:
+            raise UserError(f"{where} key {key!r} has {values!r}, not a list of values",
+                            f"write {key}: [{values!r}] for one value, [a, b] for several")
+        lists[key] = [checked(key, value, config, where) for value in values]
+    for choice in itertools.product(*lists.values()):
+        combination = {**default, **dict(zip(lists, choice))}
+        check_config(combination, config, where)
+        yield combination
+
+
+def named(key, where):
+    if not isinstance(key, str):
+        raise UserError(f"{where} has key {key!r}, not a name", "keys are names from code/config.py")
+    return key
+
+
+def checked(key, value, config, where):
+    """The value as the run will record it; a wrong key or type is one line naming both."""
+    if isinstance(value, str) and key in config and not overrides.compatible(value, config[key]):
+        parsed = overrides.value(value)  # YAML 1.1 reads 1e-3 as a string; the command line does not
+        if overrides.compatible(parsed, config[key]):
+            value = parsed
+    one = {key: value}
+    overrides.check(one, config, where=where)
+    return one[key]
+
+
+def check_config(combination, config, where):
+    """args_process's checks (choices, ranges) before any run starts, not in the middle."""
+    import args_process
+    try:
+        args_process.check(overrides.apply(config, combination))
+    except UserError as err:
+        raise UserError(f"{where}, combination {argv(combination)}: {str(err).split(' — ')[0]}",
+                        str(err).split(" — ", 1)[-1]) from None
+
+
+def canonical(combination):
+    """A combination as text that equal overrides share, whatever their order or JSON round trip."""
+    return json.dumps(combination, sort_keys=True)
+
+
+def argv(combination):
+    """`key=value` words that `run` parses back to exactly these values."""
+    return " ".join(words(combination))
+
+
+def words(combination):
+    return [f"{k}={text(v)}" for k, v in combination.items()]
+
+
+def text(value):
+    """A string stays bare unless `run` would read it as something else (3, True, [1])."""
+    if isinstance(value, str) and overrides.value(value) == value and value == value.strip():
+        return value
+    return repr(value)
