@@ -267,3 +267,17 @@ def test_shell_functions(lab):
     assert out.returncode == 0, out.stderr
     assert re.search(r"^lrb/0\s+finished\s+0\.05\s", out.stdout, re.M)
     assert (lab.root / "__statistic__/table/shell.md").exists()
+
+
+def test_status_of_a_run_whose_process_is_gone_is_dead(tmp_path, monkeypatch):
+    import socket
+    import subprocess
+    monkeypatch.setenv("RUNTAG_ROOT", str(tmp_path))
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    synthetic(tmp_path, "crashed", 0, {"test/acc": 0.5}, status="running")
+    path = tmp_path / "__result__/crashed/0/statistic.json"
+    rec = json.loads(path.read_text())
+    path.write_text(json.dumps({**rec, "host": socket.gethostname(), "pid": int(gone.stdout)}))
+    synthetic(tmp_path, "elsewhere", 0, {"test/acc": 0.6}, status="running")  # another host: cannot tell
+    record.add("status", ["crashed", "elsewhere"])
+    assert list(table.build("status")["status"]) == ["dead", "running"]

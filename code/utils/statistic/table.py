@@ -75,7 +75,7 @@ def frame(list_name, loaded, group):
 def fold(df, hparams, metrics):
     """One row per tag: run (the tag), runs (how many), status, hyperparameters (the value, or
     the distinct values joined by ` | `), and per metric its mean and sample std (ddof=1)."""
-    tags = df["run"].str.partition("/")[0].rename("tag")
+    tags = pd.Series([name.partition("/")[0] for name in df["run"]], index=df.index, name="tag", dtype=object)
     groups = df.groupby(tags, sort=False)
     out = pd.DataFrame({"run": groups.size().index, "runs": groups.size().to_numpy(),
                         "status": groups["status"].agg(statuses).to_numpy()})
