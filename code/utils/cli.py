@@ -5,6 +5,7 @@ only the module of the verb asked for is imported, so completion and --help stay
 """
 import argparse
 import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -60,6 +61,9 @@ def main(argv=None):
         return getattr(module, function)(parser.parse_intermixed_args(argv[1:])) or 0
     except UserError as err:
         return report(err)
+    except BrokenPipeError:  # `expls | head`: the reader left, nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
