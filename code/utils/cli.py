@@ -46,10 +46,10 @@ def usage():
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] in ("-h", "--help"):
-        print(usage())
-        return 0
     try:
+        if not argv or argv[0] in ("-h", "--help"):
+            print(usage())
+            return 0
         verb = ALIASES.get(argv[0], argv[0])
         if verb not in VERBS:
             raise UserError(f"unknown command {argv[0]!r}", "run `cli.py --help` for the list")
