@@ -15,7 +15,13 @@ if [ -f "$_runtag_root/.venv/bin/activate" ] && [ "${VIRTUAL_ENV:-}" != "$_runta
     . "$_runtag_root/.venv/bin/activate"
 fi
 
-_runtag() { python "$_runtag_code/utils/cli.py" "$@"; }
+# `python` as the venv (or the user's environment) provides it; python3 where there is no `python`.
+_runtag_python=python
+command -v python >/dev/null 2>&1 || _runtag_python=python3
+_runtag() { command "$_runtag_python" "$_runtag_code/utils/cli.py" "$@"; }
+
+# An alias of the same name would garble the definitions below and shadow them afterwards.
+unalias run con rerun re sweep record title table plot expdiff itb expls expels >/dev/null 2>&1 || true
 
 run()     { _runtag run "$@"; }
 con()     { _runtag continue "$@"; }

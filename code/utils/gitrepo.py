@@ -1,13 +1,14 @@
 """Git, read mostly: tags, the dirty check, worktrees. Never the user's tree, index, branch or stash."""
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 from contextlib import contextmanager
 
 import git
 
-from utils import paths
+from utils import paths, runs
 from utils.errors import UserError
 
 
@@ -103,10 +104,27 @@ def checkout_of(repo, commit):
         return
     base = paths.results() / ".worktrees"
     base.mkdir(parents=True, exist_ok=True)
-    where = tempfile.mkdtemp(prefix=f"{commit[:10]}-", dir=base)
-    repo.git.worktree("add", "--detach", where, commit)
+    remove_orphans(repo, base)
+    where = tempfile.mkdtemp(prefix=f"{commit[:10]}.{os.getpid()}.{socket.gethostname()}.", dir=base)
     try:
+        repo.git.worktree("add", "--detach", where, commit)
         yield paths.Path(where)
     finally:
-        repo.git.worktree("remove", "--force", where)
-        shutil.rmtree(where, ignore_errors=True)
+        remove_worktree(repo, where)
+
+
+def remove_worktree(repo, where):
+    try:
+        repo.git.worktree("remove", "--force", str(where))
+    except git.GitCommandError:  # never added, or its folder already gone
+        pass
+    shutil.rmtree(where, ignore_errors=True)
+    repo.git.worktree("prune")
+
+
+def remove_orphans(repo, base):
+    """Worktrees of a `con`/`rerun` that was killed: their folder names a pid of this host that is gone."""
+    for d in base.iterdir():
+        _, pid, rest = (d.name.split(".", 2) + ["", ""])[:3]
+        if pid.isdigit() and rest.rsplit(".", 1)[0] == socket.gethostname() and not runs.alive(int(pid)):
+            remove_worktree(repo, d)
