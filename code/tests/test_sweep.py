@@ -113,6 +113,7 @@ def test_dry_run_lists_the_combinations_and_writes_nothing(project):
     (["--gpus", "0,1", "--workers", "2"], "--workers with --gpus"),
     (["--workers", "0"], "--workers 0"),
     (["--address", "1.2.3.4:6379"], "--address without --backend ray"),
+    (["--backend", "ray", "--address", "127.0.0.1:1"], "no Ray cluster answers at 127.0.0.1:1"),
 ])
 def test_a_wrong_flag_is_one_line_before_anything(project, flags, what):
     path = sweep_file_in(project, "four", FOUR)
@@ -246,3 +247,26 @@ def test_the_ray_backend_runs_the_sweep_on_a_cluster(project):
     assert sorted(r["overrides"]["channels"] for r in done) == [4, 8]
     assert {r["status"] for r in done} == {"finished"}
     assert out.stdout.count("DONE  ray/") == 2 and out.stdout.count("START ray/") == 2
+
+
+def test_ctrl_c_reaches_the_runs_of_ray_tasks(project):
+    pytest.importorskip("ray")
+    path = sweep_file_in(project, "rlong", "default: {epochs: 200, device: cpu}\n---\nchannels: [4, 5, 6]\n")
+    sweep = subprocess.Popen([sys.executable, "code/utils/cli.py", "sweep", "rlong", path,
+                              "--backend", "ray", "--address", "local", "--workers", "2"],
+                             cwd=project.root, env={**project.env(), "RAY_AUTH_MODE": "disabled"},
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while not (len(started := records(project, "rlong")) == 2 and all(r["epoch"] >= 1 for r in started)):
+            assert time.time() < deadline and sweep.poll() is None, "the two runs did not get going"
+            time.sleep(0.5)
+    finally:
+        sweep.send_signal(signal.SIGINT)
+        out, _ = sweep.communicate(timeout=120)
+    assert sweep.returncode == 130
+    done = records(project, "rlong")
+    assert [r["status"] for r in done] == ["interrupted", "interrupted"]
+    for r in done:  # the runs ended themselves; none goes on without the sweep
+        with pytest.raises(ProcessLookupError):
+            os.kill(r["pid"], 0)

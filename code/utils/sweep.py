@@ -10,6 +10,7 @@ import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -92,6 +93,8 @@ def check_flags(args):
         raise UserError(f"--gpus {args.gpus!r}", "give comma-separated ids, e.g. --gpus 0,1,2,3")
     if args.backend == "ray":
         import_ray()
+        if args.address != "local":
+            reachable(args.address)
     return gpus
 
 
@@ -138,10 +141,18 @@ def command(args, combination):
 
 def slots(args, gpus):
     """One environment per worker: --per-gpu workers on each GPU, interleaved so the first runs
-    spread over the GPUs; else --workers workers with the sweep's own environment."""
-    if not gpus:
-        return [dict(os.environ)] * (args.workers or 1)
-    return [{**os.environ, "CUDA_VISIBLE_DEVICES": g} for _ in range(args.per_gpu or 1) for g in gpus]
+    spread over the GPUs; else --workers workers. Unless OMP_NUM_THREADS is set, each worker's
+    runs get an equal share of the cores: torch's default, all of them for each run, makes
+    parallel runs fight over the cores (2 runs on 2 cores: 2.6x slower each, measured)."""
+    devices = [g for _ in range(args.per_gpu or 1) for g in gpus] or [None] * (args.workers or 1)
+    threads = str(max(1, len(os.sched_getaffinity(0)) // len(devices)))
+    envs = []
+    for device in devices:
+        env = {"OMP_NUM_THREADS": threads, **os.environ}
+        if device is not None:
+            env["CUDA_VISIBLE_DEVICES"] = device
+        envs.append(env)
+    return envs
 
 
 class Process:
@@ -220,7 +231,12 @@ class LocalPool:
                     job = todo.get_nowait()
                 except queue.Empty:
                     return
-                process = Process(cmd(job.overrides), env, paths.root())
+                try:
+                    process = Process(cmd(job.overrides), env, paths.root())
+                except OSError as err:  # no run: say so, and go on with the next
+                    job.rc, job.why = 1, str(err)
+                    events.put(("end", job))
+                    continue
                 self.running.add(process)
             for kind in process.follow(job):
                 events.put((kind, job))
@@ -253,6 +269,18 @@ def ray_task(cmd, cwd):
         process.interrupt()
         process.child.wait()
         raise
+
+
+def reachable(address):
+    """A HOST:PORT with nothing listening is one line, not Ray's retries without end."""
+    host, _, port = (address or "").rpartition(":")
+    if not (host and port.isdigit()) or "/" in address:
+        return  # Ray's default, `auto`, `ray://...`: Ray's own checks
+    try:
+        socket.create_connection((host, int(port)), timeout=10).close()
+    except OSError as err:
+        raise UserError(f"no Ray cluster answers at {address}: {err.strerror or err}",
+                        f"start one there (`ray start --head --port {port}`) or check the address") from None
 
 
 class RayPool:
@@ -388,7 +416,7 @@ def summarise(tag, combinations, failed):
     found = finished_runs(tag)
     names = [found[key][-1] for key in map(sweep_file.canonical, combinations) if key in found]
     print(f"runtag: sweep {tag}: {len(names)} of {len(combinations)} combinations finished"
-          + (f", {len(failed)} failed now" if failed else ""), flush=True)
+          + (f", {len(failed)} failed or interrupted now" if failed else ""), flush=True)
     if names:
         record.add(list_name(tag), names)
         table.build(list_name(tag))
