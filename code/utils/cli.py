@@ -61,6 +61,9 @@ def main(argv=None):
         return getattr(module, function)(parser.parse_intermixed_args(argv[1:])) or 0
     except UserError as err:
         return report(err)
+    except KeyboardInterrupt:  # Ctrl-C before a run started: nothing to record, no traceback
+        print("runtag: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # `expls | head`: the reader left, nothing is wrong
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -1,5 +1,6 @@
 """Start a run's processes: main.py itself, or torch.distributed.run over main.py for several."""
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -8,11 +9,17 @@ from utils import paths, runs
 
 
 def processes(nproc):
-    """Default: one per visible GPU, else one."""
+    """Default: one per visible GPU, else one. Counted without importing torch (a second of
+    start-up during which a Ctrl-C would find no one to record it)."""
     if nproc:
         return nproc
-    import torch
-    return max(torch.cuda.device_count(), 1)
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return max(len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"]), 1)
+    if shutil.which("nvidia-smi"):
+        listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout
+        return max(sum(line.startswith("GPU ") for line in listed.splitlines()), 1)
+    return 1
 
 
 def command(checkout, run_dir, resume, nproc, nnodes=1, node_rank=0, master=None):
@@ -53,14 +60,17 @@ def execute(checkout, run_dir, resume=False, nproc=None, nnodes=1, node_rank=0, 
             os.killpg(child.pid, signal.SIGKILL)  # nothing of the run outlives it
         except ProcessLookupError:
             pass
-    if rc != 0 and not stopped and run_dir and (nproc > 1 or nnodes > 1):
-        failed(run_dir)
+    if run_dir and rc != 0:
+        if stopped:  # stopped before the run could say so itself (still importing, say)
+            conclude(run_dir, "interrupted", ("running",))
+        elif nproc > 1 or nnodes > 1:  # a rank crashed and the launcher stopped the others
+            conclude(run_dir, "failed", ("running", "interrupted"))
     return rc if rc >= 0 else 128 - rc
 
 
-def failed(run_dir):
-    """A rank crashed and the launcher stopped the others: the run failed, whatever rank 0 wrote."""
+def conclude(run_dir, status, unless_now):
+    """Set the status the run's processes could not record, when the record still says one of `unless_now`."""
     record = runs.read(run_dir)
-    if record and record["status"] in ("running", "interrupted"):
-        record.update(status="failed", end=runs.now())
+    if record and record["status"] in unless_now:
+        record.update(status=status, end=runs.now())
         runs.write(run_dir, record)

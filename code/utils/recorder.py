@@ -42,6 +42,7 @@ class Recorder:
             hparams=json_safe(vars(args)),
             gpus=os.environ.get("CUDA_VISIBLE_DEVICES"),
             versions={"python": sys.version.split()[0], "torch": torch.__version__},
+            threads=torch.get_num_threads(),  # CPU results depend on it in the last bits
         )
         runs.write(self.dir, self.record)
         from torch.utils.tensorboard import SummaryWriter  # a new event file beside any old one
