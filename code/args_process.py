@@ -9,7 +9,7 @@ CHOICES = {
     "best_mode": ("max", "min"),
 }
 POSITIVE = ("lr", "epochs", "batch_size", "checkpoint_every", "channels", "lr_step")
-NON_NEGATIVE = ("patience", "keep_checkpoints", "num_workers", "weight_decay", "momentum")
+NON_NEGATIVE = ("checkpoint_interval", "patience", "keep_checkpoints", "num_workers", "weight_decay", "momentum")
 
 
 def check(cfg):

@@ -32,7 +32,9 @@ best_mode = "max"          # max | min: whether a larger best_metric is better
 patience = 0               # stop after this many epochs without a new best; 0 never stops early
 
 # checkpoints and machinery
-checkpoint_every = 1       # save checkpoint/epoch_<n>.pth every this many epochs (the best is always saved)
+checkpoint_every = 1       # write checkpoint/epoch_<n>.pth every this many epochs ...
+checkpoint_interval = 60.0 # ... but not more often than every this many seconds (0: every time). The best
+                           # epoch and the last one are always written, on Ctrl-C and crashes too.
 keep_checkpoints = 2       # epoch files kept besides last and best; 0 keeps them all
 device = "auto"            # auto | cpu | cuda | cuda:1
 num_workers = 0            # DataLoader worker processes; 0 loads in the training process

@@ -53,25 +53,29 @@ def train(args, rec, record, resume):
         state.load(rec.checkpoints / "epoch_last.pth")
         print(f"continuing after epoch {state.epoch}")
 
-    for ep in range(state.epoch + 1, args.epochs + 1):
-        start = time.perf_counter()
-        dataloader.reseed(train_loader, seed, ep)
-        train_loss, train_acc = epoch.train(net, train_loader, optimizer, args.device, f"epoch {ep} train")
-        val_loss, val_acc = epoch.evaluate(net, val_loader, args.device, f"epoch {ep} val")
-        lr = scheduler.get_last_lr()[0]
-        scheduler.step()
-        seconds = time.perf_counter() - start
-        state.epoch = ep
-        metrics = {"train/loss": train_loss, "train/acc": train_acc, "val/loss": val_loss, "val/acc": val_acc}
-        best = state.update_best(metrics[args.best_metric])
-        if best or ep % args.checkpoint_every == 0 or ep == args.epochs:
-            state.save(rec.checkpoints, best, args.keep_checkpoints, rec)
-        rec.epoch(ep, metrics, state.best_epoch, lr, seconds, len(train_loader.dataset))
-        print(f"epoch {ep}/{args.epochs}  train loss {train_loss:.4f} acc {train_acc:.4f}  "
-              f"val loss {val_loss:.4f} acc {val_acc:.4f}  {seconds:.2f}s{'  *best' if best else ''}")
-        if args.patience and state.stale >= args.patience:
-            print(f"early stop: no better {args.best_metric} for {args.patience} epochs")
-            break
+    try:
+        for ep in range(state.epoch + 1, args.epochs + 1):
+            start = time.perf_counter()
+            dataloader.reseed(train_loader, seed, ep)
+            train_loss, train_acc = epoch.train(net, train_loader, optimizer, args.device, f"epoch {ep} train")
+            val_loss, val_acc = epoch.evaluate(net, val_loader, args.device, f"epoch {ep} val")
+            lr = scheduler.get_last_lr()[0]
+            scheduler.step()
+            seconds = time.perf_counter() - start
+            state.epoch = ep
+            metrics = {"train/loss": train_loss, "train/acc": train_acc, "val/loss": val_loss, "val/acc": val_acc}
+            best = state.update_best(metrics[args.best_metric])
+            rec.epoch(ep, metrics, state.best_epoch, lr, seconds, len(train_loader.dataset))
+            state.keep(best)  # in memory; written below when due
+            if ep % args.checkpoint_every == 0 and state.seconds_since_write() >= args.checkpoint_interval:
+                state.write(rec.checkpoints, args.keep_checkpoints, rec)
+            print(f"epoch {ep}/{args.epochs}  train loss {train_loss:.4f} acc {train_acc:.4f}  "
+                  f"val loss {val_loss:.4f} acc {val_acc:.4f}  {seconds:.2f}s{'  *best' if best else ''}")
+            if args.patience and state.stale >= args.patience:
+                print(f"early stop: no better {args.best_metric} for {args.patience} epochs")
+                break
+    finally:  # finished, stopped, interrupted or crashed: the last finished epoch goes to disk
+        state.write(rec.checkpoints, args.keep_checkpoints, rec)
 
     rec.drain()  # the best checkpoint is on disk before any process reads it back
     distributed.barrier()

@@ -1,9 +1,9 @@
 """Everything training needs to continue exactly, and its checkpoints on disk."""
-import copy
 import io
 import os
 import random
 import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,9 @@ class State:
         self.best = None        # best value of the deciding metric so far
         self.best_epoch = 0
         self.stale = 0          # epochs since the last new best (early stopping)
+        self.latest = None      # snapshot of the newest finished epoch, not written yet
+        self.best_snapshot = None  # snapshot of the best epoch, not written yet
+        self.written_at = time.monotonic()
 
     def update_best(self, value):
         """Record this epoch's deciding metric; True when it is a new best."""
@@ -34,9 +37,9 @@ class State:
         """A snapshot: copies, so training may go on while it is written."""
         model = unwrap(self.model)
         return {
-            "model": {k: v.detach().clone() for k, v in model.state_dict().items()},
-            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
-            "scheduler": copy.deepcopy(self.scheduler.state_dict()),
+            "model": copied(model.state_dict()),
+            "optimizer": copied(self.optimizer.state_dict()),
+            "scheduler": copied(self.scheduler.state_dict()),
             "epoch": self.epoch, "best": self.best, "best_epoch": self.best_epoch,
             "stale": self.stale,
         }
@@ -50,33 +53,57 @@ class State:
         rank = distributed.world()[0]
         set_rng_states(ckpt["rng"][rank % len(ckpt["rng"])])  # one per process of the saving run
 
-    def save(self, directory, best, keep=0, background=None):
-        """Write checkpoint/epoch_<n>.pth and point epoch_last (and epoch_best when best) at it.
-
-        Every process calls it (their RNG states are gathered); only rank 0 writes. With a
-        `background` executor (anything with submit()) the write happens off the training loop.
-        """
+    def keep(self, best):
+        """Hold this epoch's full state in memory (cheap): what a checkpoint of it would hold.
+        Every process calls it, since their RNG states are gathered; rank 0 keeps the result."""
         rngs = distributed.gather(rng_states())
-        if rngs is None:
+        if rngs is not None:
+            self.latest = {**self.state_dict(), "rng": rngs}
+            if best:
+                self.best_snapshot = self.latest
+
+    def seconds_since_write(self):
+        return time.monotonic() - self.written_at
+
+    def write(self, directory, keep=0, background=None):
+        """Write the kept snapshots to checkpoint/epoch_<n>.pth and point epoch_last (and
+        epoch_best) at them. With a `background` executor (anything with submit()) the write
+        happens off the training loop, in order. Nothing kept: nothing to do."""
+        if self.latest is None:
             return None
-        snapshot = {**self.state_dict(), "rng": rngs}
-        job = (write_checkpoint, Path(directory), snapshot, best, keep)
+        latest, best = self.latest, self.best_snapshot
+        self.latest = self.best_snapshot = None
+        self.written_at = time.monotonic()
+        job = (write_checkpoints, Path(directory), latest, best, keep)
         return background.submit(*job) if background else job[0](*job[1:])
+
+    def save(self, directory, best, keep=0, background=None):
+        """keep() and write() at once: this epoch's checkpoint, now."""
+        self.keep(best)
+        return self.write(directory, keep, background)
 
     def load(self, path):
         self.load_state_dict(load_checkpoint(path))
 
 
-def write_checkpoint(directory, snapshot, best, keep):
+def write_checkpoints(directory, latest, best, keep):
+    """The best epoch's file (when it is not the latest) first, then the latest's."""
     directory.mkdir(parents=True, exist_ok=True)
+    if best is not None and best is not latest:
+        point(directory / "epoch_best.pth", write_checkpoint(directory, best))
+    name = write_checkpoint(directory, latest)
+    point(directory / "epoch_last.pth", name)
+    if best is latest:
+        point(directory / "epoch_best.pth", name)
+    prune(directory, keep)
+
+
+def write_checkpoint(directory, snapshot):
     name = f"epoch_{snapshot['epoch']}.pth"
     buffer = io.BytesIO()
     torch.save(snapshot, buffer)
     atomic.write_bytes(directory / name, buffer.getvalue())
-    point(directory / "epoch_last.pth", name)
-    if best:
-        point(directory / "epoch_best.pth", name)
-    prune(directory, keep)
+    return name
 
 
 def point(link, target):
@@ -103,6 +130,18 @@ def prune(directory, keep):
 def load_checkpoint(path, map_location="cpu"):
     # weights_only: a checkpoint is data, not code. The state holds only tensors and plain types.
     return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def copied(tree):
+    """Dicts, lists and tensors copied, the rest shared: a cheaper deepcopy of a state_dict,
+    taken every epoch."""
+    if isinstance(tree, torch.Tensor):
+        return tree.detach().clone()
+    if isinstance(tree, dict):
+        return {k: copied(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(copied(v) for v in tree)
+    return tree
 
 
 def unwrap(model):

@@ -111,13 +111,10 @@ def template(epochs):
     sys.stderr = Terminal(open(os.devnull, "wb"))
     try:
         rc = main.main(["--run-dir", str(run_dir)])
-    finally:
-        tee = sys.stdout  # main.py leaves its log tee in place: close it, as a new process would
+    finally:  # the run has closed its log tee
         sys.stdout, sys.stderr = stdout, stderr
         sys.__stdout__.close()
         sys.__stdout__ = stdout
-        if tee is not stdout:
-            tee.file.close()
     if rc != 0:
         raise SystemExit(f"the template run failed ({rc}): see {run_dir}/log")
     return run_dir

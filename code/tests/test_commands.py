@@ -128,7 +128,7 @@ def test_rerun_f_from_a_later_commit_reproduces_and_leaves_the_user_alone(projec
 def test_con_after_sigkill_equals_an_uninterrupted_run(project):
     """Kill run k mid-training (its main.py and the CLI), move HEAD and dirty the tree, `con k`
     from a worktree; then `rerun -f k`: the uninterrupted twin. Their metrics are identical."""
-    spec = ["epochs=8", "batch_size=8", "channels=8"]  # many short steps: cheap, yet ~0.2 s an epoch
+    spec = ["epochs=8", "batch_size=8", "channels=8", "checkpoint_interval=0"]  # many short steps: cheap, yet ~0.2 s an epoch
     shell = subprocess.Popen(["bash", "-c", f". code/source.sh\nrun -f k {' '.join(spec)}"], cwd=project.root,
                              env=project.env(), start_new_session=True,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -12,7 +12,7 @@ import torch
 
 from conftest import PYTHON
 
-RUN = ["--nproc", "2", "epochs=4", "keep_checkpoints=0"]
+RUN = ["--nproc", "2", "epochs=4", "keep_checkpoints=0", "checkpoint_interval=0"]
 
 
 def wait_for(predicate, timeout=120):

@@ -162,3 +162,22 @@ def test_append_lines_adds_only_new_lines(tmp_path):
     assert atomic.append_lines(path, ["a/0", "b/0"]) == ["a/0", "b/0"]
     assert atomic.append_lines(path, ["b/0", "c/1", "c/1"]) == ["c/1"]
     assert path.read_text() == "a/0\nb/0\nc/1\n"
+
+
+def test_held_back_writes_keep_the_best_and_the_last(tmp_path):
+    """Between writes (checkpoint_interval) epochs are only kept in memory; the write that comes
+    puts both the best epoch and the newest on disk, and nothing in between."""
+    state = tiny_state()
+    for epoch, value in ((1, 0.9), (2, 0.5), (3, 0.7)):
+        step(state)
+        state.epoch = epoch
+        state.keep(state.update_best(value))
+    expected = {k: v.clone() for k, v in state.model.state_dict().items()}
+    state.write(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch_1.pth", "epoch_3.pth", "epoch_best.pth",
+                                                          "epoch_last.pth"]
+    assert os.readlink(tmp_path / "epoch_best.pth") == "epoch_1.pth"
+    assert os.readlink(tmp_path / "epoch_last.pth") == "epoch_3.pth"
+    last = load_checkpoint(tmp_path / "epoch_last.pth")
+    assert all(torch.equal(last["model"][k], expected[k]) for k in expected)
+    assert state.write(tmp_path) is None  # nothing new kept: nothing written

@@ -11,6 +11,7 @@ def write_bytes(path, data):
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide results from the rest of the group
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

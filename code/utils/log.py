@@ -17,6 +17,11 @@ class Tee:
         self.stream.flush()
         self.file.flush()
 
+    def close(self):
+        if sys.stdout is self:
+            sys.stdout = self.stream
+        self.file.close()
+
     def isatty(self):
         return self.stream.isatty()
 

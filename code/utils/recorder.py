@@ -35,7 +35,7 @@ class Recorder:
         self.started = time.time()
         self.previous_s = self.record["duration_s"] if resume else 0.0
         self.background = ThreadPoolExecutor(1, thread_name_prefix="runtag-writer")
-        log.tee_stdout(self.log)
+        self.tee = log.tee_stdout(self.log)
         self.record.update(
             status="running", pid=os.getpid(), host=socket.gethostname(), end=None,
             epochs=args.epochs, world_size=world_size, nnodes=nnodes,
@@ -104,7 +104,7 @@ class Recorder:
             if status == "finished":
                 atomic.append_lines(paths.statistic() / "exper-list" / "finished.txt",
                                     [f"{self.record['tag']}/{self.record['id']}"])
-            sys.stdout.flush()
+            self.tee.close()  # stdout is the terminal's again
 
     def hparams(self, metrics):
         """The run's hyperparameters and final metrics for TensorBoard's HParams dashboard."""
