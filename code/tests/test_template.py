@@ -85,8 +85,8 @@ def test_statistic_json_has_the_schema(demo):
     assert record["version"] == 1 and record["status"] == "finished"
     assert (record["tag"], record["id"], record["epoch"], record["epochs"]) == ("demo", 0, 2, 2)
     assert record["commit"] == demo.git("rev-parse", "HEAD")
-    assert record["command"] == "run -f demo epochs=2"
-    assert record["overrides"] == {"epochs": 2} and record["hparams"]["epochs"] == 2
+    assert record["command"] == "run -f demo epochs=2 checkpoint_interval=0"
+    assert record["overrides"] == {"epochs": 2, "checkpoint_interval": 0.0} and record["hparams"]["epochs"] == 2
     assert record["seed"] == int((demo.root / "code/seed").read_text()) and record["fixed_seed"] is True
     assert 0 <= record["metrics"]["test/acc"] <= 1 and record["metrics"]["best/epoch"] in (1, 2)
     assert record["end"] is not None and record["duration_s"] > 0
