@@ -10,7 +10,6 @@ Ideal scaling is nproc; on 2 CPU cores the two processes share the cores one pro
 """
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -19,24 +18,10 @@ from pathlib import Path
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def project(dest):
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split()
-    for name in files:
-        if (ROOT / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, dest / name)
-    for cmd in (["init", "-q"], ["add", "-A"],
-                ["-c", "user.name=bench", "-c", "user.email=bench@example.com", "commit", "-qm", "bench"]):
-        subprocess.run(["git", *cmd], cwd=dest, check=True, capture_output=True)
-    return dest
-
+from scratch import IDENTITY, project
 
 def samples_per_s(root, tag, nproc, epochs, batch_size):
-    env = {**os.environ, "CI": "true", "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.com"}
+    env = {**os.environ, "CI": "true", **IDENTITY}
     subprocess.run([sys.executable, "code/utils/cli.py", "run", "-f", tag, "--nproc", str(nproc),
                     f"epochs={epochs}", f"batch_size={batch_size // nproc}"],  # same global batch
                    cwd=root, env=env, check=True, capture_output=True)

@@ -95,7 +95,7 @@ def con(args):
     if not (run_dir / "checkpoint" / "epoch_last.pth").exists():
         raise UserError(f"{name_of(record)} has no checkpoint to continue from",
                         f"`rerun {name_of(record)}` to start it again")
-    print(f"runtag: continuing {name_of(record)} after epoch {record['epoch']}", flush=True)
+    print(f"runtag: continuing {name_of(record)} from its last checkpoint", flush=True)
     with gitrepo.checkout_of(repo, record["commit"]) as where:
         return execute(where, run_dir, resume=True, nproc=args.nproc or per_node(record, args), args=args)
 
