@@ -46,7 +46,10 @@ def active():
 
 
 def teardown():
+    """Leave the group together: a rank that tears down while a peer is still busy (rank 0
+    writing its last record) can make gloo abort the peer at exit."""
     if active():
+        dist.barrier()
         dist.destroy_process_group()
 
 
