@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,12 @@ class Project:
         if check and out.returncode != 0:
             raise AssertionError(f"{args} exited {out.returncode}\n{out.stdout}\n{out.stderr}")
         return out
+
+    def start(self, *args, **env):
+        """`cli.py ARGS` in the background (extra environment variables as keywords)."""
+        return subprocess.Popen([PYTHON, str(self.root / "code/utils/cli.py"), *map(str, args)],
+                                cwd=self.root, env={**self.env(), **env},
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def sh(self, script, shell="bash", **kw):
         """Run a script in a real shell that sourced code/source.sh."""
@@ -59,6 +66,17 @@ class Project:
         self.git("add", path)
         self.git("commit", "-qm", message)
         return self.git("rev-parse", "HEAD")
+
+
+def wait_for(predicate, timeout=120, what="condition"):
+    """Poll until predicate() is truthy and return its value."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def make_project(dest):

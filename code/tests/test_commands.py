@@ -11,11 +11,10 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 
 import pytest
 
-from conftest import Project
+from conftest import Project, wait_for
 
 SEED_RUN = "epochs=2"
 
@@ -60,16 +59,6 @@ def left_behind_worktree(project):
     where = project.root / f"__result__/.worktrees/0123456789.{gone.pid}.{socket.gethostname()}.x1y2"
     project.git("worktree", "add", "--detach", str(where), "HEAD")
     return where
-
-
-def wait_for(predicate, timeout=120, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def read_record(path):

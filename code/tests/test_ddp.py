@@ -10,18 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import PYTHON
+from conftest import PYTHON, wait_for
 
 RUN = ["--nproc", "2", "epochs=4", "keep_checkpoints=0", "checkpoint_interval=0"]
-
-
-def wait_for(predicate, timeout=120):
-    end = time.time() + timeout
-    while time.time() < end:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 def epoch_of(project, tag, id):
@@ -29,11 +20,6 @@ def epoch_of(project, tag, id):
         return project.record(tag, id)["epoch"]
     except (OSError, ValueError, KeyError):
         return 0
-
-
-def start(project, *args, **env):
-    return subprocess.Popen([PYTHON, "code/utils/cli.py", *args], cwd=project.root, env={**project.env(), **env},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def leftovers(project):
@@ -95,7 +81,7 @@ print(json.dumps(epoch.evaluate(net, test, "cpu")))
 
 
 def test_killed_run_continues_to_identical_metrics(reference):
-    proc = start(reference, "run", "-f", "ddp", *RUN)
+    proc = reference.start("run", "-f", "ddp", *RUN)
     wait_for(lambda: epoch_of(reference, "ddp", 1) >= 2)
     os.killpg(os.getpgid(reference.record("ddp", 1)["pid"]), signal.SIGKILL)  # launcher and ranks
     proc.kill()
@@ -109,7 +95,7 @@ def test_killed_run_continues_to_identical_metrics(reference):
 
 
 def test_interrupted_two_process_run_continues_in_one(project):
-    proc = start(project, "run", "-f", "shrink", "--nproc", "2", "epochs=30")
+    proc = project.start("run", "-f", "shrink", "--nproc", "2", "epochs=30")
     wait_for(lambda: epoch_of(project, "shrink", 0) >= 2)
     proc.send_signal(signal.SIGINT)  # Ctrl-C
     assert proc.wait(60) != 0
@@ -147,10 +133,10 @@ def free_port():
 
 def test_two_nodes_make_one_run(project):
     master = f"127.0.0.1:{free_port()}"
-    nodes = [start(project, "run", "-f", "multi", "--nnodes", "2", "--node-rank", str(r), "--master", master,
+    nodes = [project.start("run", "-f", "multi", "--nnodes", "2", "--node-rank", str(r), "--master", master,
                    "--nproc", "1", "epochs=2", OMP_NUM_THREADS="1")  # two "machines" share 2 cores
              for r in (0, 1)]
-    outputs = [n.communicate(timeout=240)[0] for n in nodes]
+    outputs = [n.communicate(timeout=240) for n in nodes]
     assert [n.returncode for n in nodes] == [0, 0], outputs
     assert sorted(p.name for p in (project.root / "__result__/multi").iterdir()) == ["0"]
     rec = project.record("multi", 0)

@@ -175,19 +175,26 @@ def test_gpu_workers_each_see_their_gpu(project):
     assert Counter(r["gpus"] for r in done) == {"0": 2, "1": 2}  # 4 workers: 2 on each GPU
 
 
-def test_ctrl_c_interrupts_the_running_runs_and_starts_no_other(project):
-    path = sweep_file_in(project, "long", "default: {epochs: 200, device: cpu}\n---\nchannels: [4, 5, 6]\n")
-    sweep = subprocess.Popen([sys.executable, "code/utils/cli.py", "sweep", "long", path, "--workers", "2"],
-                             cwd=project.root, env=project.env(), stdout=subprocess.PIPE,
+def ctrl_c_once_two_run(project, tag, *options, **env):
+    """A 3-run sweep of long runs on 2 workers, sent SIGINT once two runs are training.
+    Returns the finished sweep process and its stdout."""
+    path = sweep_file_in(project, tag, "default: {epochs: 200, device: cpu}\n---\nchannels: [4, 5, 6]\n")
+    sweep = subprocess.Popen([sys.executable, "code/utils/cli.py", "sweep", tag, path, *options, "--workers", "2"],
+                             cwd=project.root, env={**project.env(), **env}, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 120
-        while not (len(started := records(project, "long")) == 2 and all(r["epoch"] >= 1 for r in started)):
+        while not (len(started := records(project, tag)) == 2 and all(r["epoch"] >= 1 for r in started)):
             assert time.time() < deadline and sweep.poll() is None, "the two runs did not get going"
             time.sleep(0.5)
     finally:
         sweep.send_signal(signal.SIGINT)
         out, _ = sweep.communicate(timeout=120)
+    return sweep, out
+
+
+def test_ctrl_c_interrupts_the_running_runs_and_starts_no_other(project):
+    sweep, out = ctrl_c_once_two_run(project, "long")
     assert sweep.returncode == 130
     assert [r["status"] for r in records(project, "long")] == ["interrupted", "interrupted"]
     assert out.count("FAIL") == 2 and "interrupted" in out
@@ -251,19 +258,8 @@ def test_the_ray_backend_runs_the_sweep_on_a_cluster(project):
 
 def test_ctrl_c_reaches_the_runs_of_ray_tasks(project):
     pytest.importorskip("ray")
-    path = sweep_file_in(project, "rlong", "default: {epochs: 200, device: cpu}\n---\nchannels: [4, 5, 6]\n")
-    sweep = subprocess.Popen([sys.executable, "code/utils/cli.py", "sweep", "rlong", path,
-                              "--backend", "ray", "--address", "local", "--workers", "2"],
-                             cwd=project.root, env={**project.env(), "RAY_AUTH_MODE": "disabled"},
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.time() + 120
-        while not (len(started := records(project, "rlong")) == 2 and all(r["epoch"] >= 1 for r in started)):
-            assert time.time() < deadline and sweep.poll() is None, "the two runs did not get going"
-            time.sleep(0.5)
-    finally:
-        sweep.send_signal(signal.SIGINT)
-        out, _ = sweep.communicate(timeout=120)
+    sweep, out = ctrl_c_once_two_run(project, "rlong", "--backend", "ray", "--address", "local",
+                                     RAY_AUTH_MODE="disabled")
     assert sweep.returncode == 130
     done = records(project, "rlong")
     assert [r["status"] for r in done] == ["interrupted", "interrupted"]

@@ -30,12 +30,6 @@ def tree(directory):
                   for p in directory.rglob("*"))
 
 
-def start(project, *args):
-    """`cli.py ARGS` in the background."""
-    return subprocess.Popen([PYTHON, str(project.root / "code/utils/cli.py"), *args], cwd=project.root,
-                            env=project.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
 def poll_record(path, until, timeout=120):
     """Read statistic.json until `until(record)`; every read must parse (it is replaced atomically)."""
     deadline = time.monotonic() + timeout
@@ -129,7 +123,7 @@ def test_unfixed_seed_is_drawn(demo):
 
 def test_statistic_is_always_parseable_during_a_run(project):
     path = project.run_dir("poll", 0) / "statistic.json"
-    proc = start(project, "run", "-f", "poll", "epochs=10")
+    proc = project.start("run", "-f", "poll", "epochs=10")
     reads, epochs = 0, set()
     while proc.poll() is None:
         if path.exists():
@@ -208,7 +202,7 @@ def test_failing_experiment_is_recorded(project):
 
 def test_sigterm_ends_as_interrupted(project):
     path = project.run_dir("long", 0) / "statistic.json"
-    proc = start(project, "run", "-f", "long", "epochs=50")
+    proc = project.start("run", "-f", "long", "epochs=50")
     try:
         record = poll_record(path, lambda r: r["epoch"] >= 2)
         os.kill(record["pid"], signal.SIGTERM)  # main.py's pid, not the launcher's
