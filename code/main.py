@@ -5,20 +5,25 @@
 trains into a throw-away __result__/_debug/<id>.
 """
 import argparse
+import os
 import sys
 import time
 
-import torch
+from utils import signals
+
+signals.install()  # first of all: a Ctrl-C while torch loads is noted, never lost
+
+import torch  # noqa: E402
 from torch.nn.parallel import DistributedDataParallel
 
-import args_process
-import dataloader
-import epoch
-import model as models
-from state import State, load_checkpoint, seed_everything, unwrap
-from utils import distributed, overrides, paths, runs, signals
-from utils.errors import UserError, report
-from utils.recorder import Recorder
+import args_process  # noqa: E402
+import dataloader  # noqa: E402
+import epoch  # noqa: E402
+import model as models  # noqa: E402
+from state import State, load_checkpoint, seed_everything, unwrap  # noqa: E402
+from utils import distributed, overrides, paths, runlock, runs  # noqa: E402
+from utils.errors import UserError, report  # noqa: E402
+from utils.recorder import Recorder  # noqa: E402
 
 
 def build_optimizer(net, args):
@@ -92,6 +97,8 @@ def prepare(cli):
         record = runs.read(cli.run_dir)
         if record is None:
             raise UserError(f"no statistic.json in {cli.run_dir}", "start runs with `run <tag>`")
+        if not os.environ.get("RUNTAG_LOCKED"):  # started by hand, not by run/con/rerun (which lock)
+            runlock.acquire(cli.run_dir, f"{record['tag']}/{record['id']}")
         return cli.run_dir, record
     changes = overrides.parse(cli.overrides, config)
     args_process.check(overrides.apply(config, changes))
@@ -120,8 +127,8 @@ def main(argv=None):
         return report(err) if rank == 0 else 2
 
     rec = Recorder(run_dir, args, cli.resume, world_size, distributed.nnodes(), active=rank == 0)
-    signals.install()
     try:
+        signals.arm()  # a Ctrl-C noted while starting up is raised here
         metrics = train(args, rec, record, cli.resume)
     except signals.Interrupted as why:
         print(f"interrupted by {why}")

@@ -1,25 +1,184 @@
-"""utils/launcher.py: the run's processes, signals forwarded once, statuses nobody else could record."""
+"""utils/launcher.py and the run's life: one writer per run folder, a Ctrl-C at any moment of
+start-up recorded, a run that stops when its launcher is killed, threads restored by -f and con."""
+import json
+import os
 import signal
 import subprocess
-import time
+from pathlib import Path
 
-from conftest import PYTHON
+import pytest
+
+from conftest import PYTHON, wait_for
+
+LONG = ["epochs=1000", "checkpoint_interval=0"]  # stopped by the test long before its end
 
 
-def test_ctrl_c_while_the_run_starts_up_is_recorded_as_interrupted(project):
-    proc = subprocess.Popen([PYTHON, "code/utils/cli.py", "run", "early", "epochs=50"], cwd=project.root,
-                            env=project.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    record = project.run_dir("early", 0) / "statistic.json"
-    end = time.time() + 60
-    while not record.exists() and time.time() < end:
-        time.sleep(0.01)
-    time.sleep(0.3)  # main.py is still importing torch: its own handlers are not there yet
+def read(path):
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def training(project, tag, id=0, epoch=1):
+    """The record once the run has finished `epoch` epochs."""
+    path = project.run_dir(tag, id) / "statistic.json"
+    return wait_for(lambda: (r := read(path)) and r["epoch"] >= epoch and r, what=f"epoch {epoch} of {tag}/{id}")
+
+
+def gone(pid):
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def children(pid):
+    """Processes whose parent is pid (this kernel has no /proc/PID/task/*/children)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().split(")")[-1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            pass
+    return found
+
+
+def one_line(out, *words):
+    lines = out.stderr.splitlines()
+    assert out.returncode == 2 and len(lines) == 1 and lines[0].startswith("runtag: "), out.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def interrupt(proc):
     proc.send_signal(signal.SIGINT)
-    out = proc.communicate(timeout=60)[0]
-    assert proc.returncode != 0
+    return proc.communicate(timeout=120)
+
+
+# ---- one writer per run folder ---------------------------------------------------------------
+
+def test_a_live_run_has_one_writer_whatever_the_flags(project):
+    run = project.start("run", "-f", "live", *LONG)
+    try:
+        record = training(project, "live")
+        for flags in (["-f"], ["--force"], ["-f", "--force"], []):
+            out = project.cli("con", "live", *flags, timeout=60)
+            one_line(out, "live/0 is running right now", f"pid {record['pid']}")
+        assert project.cli("con", "live/0", "--force", timeout=60).returncode == 2
+    finally:
+        interrupt(run)
+    assert project.record("live", 0)["status"] == "interrupted"
+    log = (project.run_dir("live", 0) / "log").read_text()
+    assert "continuing" not in log and log.count("epoch 1/1000") == 1
+    assert len(list((project.run_dir("live", 0) / "tensorboard").glob("events.out.tfevents.*"))) == 1
+
+
+def test_con_force_takes_a_run_another_host_says_is_running_and_f_keeps_the_seed(project):
+    run = project.start("run", "stray", "epochs=3", "checkpoint_interval=0", OMP_NUM_THREADS="1")
+    try:
+        training(project, "stray")
+    finally:
+        interrupt(run)
+    record = project.record("stray", 0)
+    assert record["status"] == "interrupted" and record["threads"] == 1
+    elsewhere = {**record, "status": "running", "host": "node-elsewhere", "pid": 1}
+    (project.run_dir("stray", 0) / "statistic.json").write_text(json.dumps(elsewhere))
+
+    for flags in ([], ["-f"]):  # -f is the fixed seed, never an override of `running`
+        one_line(project.cli("con", "stray", *flags), "stray/0 is still running", "node-elsewhere", "--force")
+    out = project.cli("con", "stray", "-f", "--force", env={"OMP_NUM_THREADS": None}, timeout=120)
+    assert out.returncode == 0, out.stderr
+    done = project.record("stray", 0)
+    assert done["status"] == "finished" and done["epoch"] == 3
+    assert done["seed"] == record["seed"] and done["fixed_seed"] is False  # -f on con changes nothing
+    assert done["threads"] == 1  # the recorded thread count, not this machine's default
+
+
+def test_two_cons_at_once_run_one_process(project):
+    run = project.start("run", "twice", *LONG)
+    try:
+        training(project, "twice")
+    finally:
+        interrupt(run)
+    first = project.start("con", "twice")
+    try:
+        training(project, "twice", epoch=project.record("twice", 0)["epoch"] + 1)
+        one_line(project.cli("con", "twice", timeout=60), "twice/0 is running right now")
+    finally:
+        interrupt(first)
+    assert (project.run_dir("twice", 0) / "log").read_text().count("continuing after epoch") == 1
+
+
+# ---- Ctrl-C at every moment of start-up ----------------------------------------------------------
+
+def record_made(project, proc):
+    return (project.run_dir("early", 0) / "statistic.json").exists()
+
+
+def importing_torch(project, proc):
+    """The trainer exists and has mapped libtorch: in the middle of `import torch`."""
+    for pid in children(proc.pid):
+        try:
+            if "libtorch" in Path(f"/proc/{pid}/maps").read_text():
+                return True
+        except OSError:
+            pass
+    return False
+
+
+def recorder_started(project, proc):
+    return (project.run_dir("early", 0) / "log").exists()
+
+
+def first_epoch(project, proc):
+    return (read(project.run_dir("early", 0) / "statistic.json") or {}).get("epoch", 0) >= 1
+
+
+@pytest.mark.parametrize("moment", [record_made, importing_torch, recorder_started, first_epoch],
+                         ids=lambda f: f.__name__)
+def test_ctrl_c_at_any_moment_of_start_up_ends_the_run_interrupted(project, moment):
+    """SIGINT to the launcher (a terminal sends it to the foreground job, and the run has a process
+    group of its own) as soon as the run reaches `moment`: it stops, and its record says so."""
+    proc = subprocess.Popen([PYTHON, "code/utils/cli.py", "run", "early", *LONG], cwd=project.root,
+                            env=project.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: moment(project, proc) or proc.poll() is not None, what=moment.__name__)
+        trainers = children(proc.pid)
+    finally:
+        out = interrupt(proc)[0]
+    assert proc.returncode == 130, out
     assert project.record("early", 0)["status"] == "interrupted", out
+    assert all(gone(pid) for pid in trainers)
 
 
-def test_threads_are_recorded(project):
-    project.cli("run", "t", "epochs=1", check=True)
-    assert project.record("t", 0)["threads"] >= 1
+# ---- the launcher killed -------------------------------------------------------------------------
+
+def test_a_run_whose_launcher_is_killed_stops_interrupted(project):
+    run = project.start("run", "-f", "orphan", *LONG)
+    trainer = None
+    try:
+        trainer = training(project, "orphan")["pid"]
+        run.kill()  # SIGKILL to `run` itself: nothing of it can forward a signal
+        run.communicate()
+        wait_for(lambda: gone(trainer), timeout=60, what="the trainer to stop with its launcher")
+    finally:
+        if trainer and not gone(trainer):
+            os.kill(trainer, signal.SIGKILL)
+    record = project.record("orphan", 0)
+    assert record["status"] == "interrupted"
+    last = os.readlink(project.run_dir("orphan", 0) / "checkpoint/epoch_last.pth")
+    assert last == f"epoch_{record['epoch']}.pth"  # the last finished epoch is safe: `con` goes on from it
+
+
+# ---- threads -------------------------------------------------------------------------------------
+
+def test_rerun_f_runs_with_the_recorded_threads(project):
+    project.cli("run", "-f", "thr", "epochs=1", env={"OMP_NUM_THREADS": "1"}, check=True)
+    assert project.record("thr", 0)["threads"] == 1
+    project.cli("rerun", "-f", "thr", env={"OMP_NUM_THREADS": None}, check=True)
+    again = project.record("thr", 1)
+    assert again["threads"] == 1 and again["metrics"] == project.record("thr", 0)["metrics"]
+    project.cli("rerun", "-f", "thr", env={"OMP_NUM_THREADS": "2"}, check=True)  # the user's choice wins
+    assert project.record("thr", 2)["threads"] == 2

@@ -1,5 +1,7 @@
 """run, continue, rerun: decide what to run and where, then start code/main.py on a run folder."""
-from utils import gitrepo, launcher, overrides, paths, runs, tboard
+from contextlib import contextmanager
+
+from utils import gitrepo, launcher, overrides, paths, runlock, runs, tboard
 from utils.errors import UserError
 
 
@@ -43,13 +45,16 @@ def run(args):
     if dirty:
         gitrepo.commit_code(repo, args.m)
         head = repo.head.commit.hexsha
+    elif args.m:  # not a mistake, but the user expected a commit: say there was none
+        print(f"runtag: nothing to commit under code/; -m ignored, tagging HEAD {head[:10]} as it is", flush=True)
     gitrepo.ensure_tag(repo, args.tag, head)
     seed = runs.fixed_seed() if args.f else runs.fresh_seed()
     id, _ = runs.create(args.tag, head, args.command, changes, seed, args.f,
                         parent=parent_spec and name_of(parent), extra=init and {"init_from": init})
-    print(f"runtag: {args.tag}/{id} at {head[:10]} {changes or ''}", flush=True)
-    tboard.serve_results(overrides.apply(config, changes))
-    return execute(paths.root(), paths.run_dir(args.tag, id), nproc=args.nproc, args=args)
+    with created(paths.run_dir(args.tag, id)):
+        print(f"runtag: {args.tag}/{id} at {head[:10]} {changes or ''}", flush=True)
+        tboard.serve_results(overrides.apply(config, changes))
+        return execute(paths.root(), paths.run_dir(args.tag, id), nproc=args.nproc, args=args)
 
 
 def best_weights(spec):
@@ -72,7 +77,10 @@ def joins(args):
 
 
 def add_con(p):
-    p.add_argument("-f", action="store_true", help="take the run even if its record says it is running elsewhere")
+    p.add_argument("-f", action="store_true", help="accepted and ignored: a continued run always keeps its recorded seed")
+    p.add_argument("--force", action="store_true",
+                   help="take a run whose record says running, when that process is gone and cannot be checked "
+                        "(another host); never a run whose process is alive on this host")
     add_processes(p)
     p.add_argument("spec", metavar="TAG[/ID]", help="default id: the newest unfinished run of the tag")
 
@@ -88,16 +96,18 @@ def con(args):
     status = runs.shown_status(record)
     if status == "finished":
         raise UserError(f"{name_of(record)} is finished", f"`rerun {name_of(record)}` to run it again")
-    if status == "running" and not args.f:
+    runlock.acquire(run_dir, name_of(record), record.get("pid"))  # alive on this host: refused, whatever the flags
+    if status == "running" and not args.force:
         raise UserError(f"{name_of(record)} is still running (pid {record['pid']} on {record['host']})",
-                        "wait for it, stop it, or `con -f` if that process is gone")
+                        "wait for it, stop it, or `con --force` if that process is gone")
     gitrepo.require_commit(repo, record["commit"], name_of(record))
     if not (run_dir / "checkpoint" / "epoch_last.pth").exists():
         raise UserError(f"{name_of(record)} has no checkpoint to continue from",
                         f"`rerun {name_of(record)}` to start it again")
     print(f"runtag: continuing {name_of(record)} from its last checkpoint", flush=True)
     with gitrepo.checkout_of(repo, record["commit"]) as where:
-        return execute(where, run_dir, resume=True, nproc=args.nproc or per_node(record, args), args=args)
+        return execute(where, run_dir, resume=True, nproc=args.nproc or per_node(record, args), args=args,
+                       threads=record.get("threads"))
 
 
 def add_rerun(p):
@@ -120,9 +130,12 @@ def rerun(args):
     extra = {"rerun_of": name_of(source), **({"init_from": source["init_from"]} if source.get("init_from") else {})}
     new_id, _ = runs.create(tag, commit, args.command, source["overrides"], seed, args.f and source["fixed_seed"],
                             parent=source.get("parent"), extra=extra)
-    print(f"runtag: {tag}/{new_id} reruns {name_of(source)} at {commit[:10]}", flush=True)
-    with gitrepo.checkout_of(repo, commit) as where:
-        return execute(where, paths.run_dir(tag, new_id), nproc=args.nproc or per_node(source, args), args=args)
+    run_dir = paths.run_dir(tag, new_id)
+    with created(run_dir):
+        print(f"runtag: {tag}/{new_id} reruns {name_of(source)} at {commit[:10]}", flush=True)
+        with gitrepo.checkout_of(repo, commit) as where:
+            return execute(where, run_dir, nproc=args.nproc or per_node(source, args), args=args,
+                           threads=source.get("threads") if args.f else None)  # -f: bit for bit, threads too
 
 
 def per_node(record, args):
@@ -154,7 +167,18 @@ def name_of(record):
     return f"{record['tag']}/{record['id']}"
 
 
-def execute(checkout, run_dir, resume=False, nproc=None, args=None):
+def execute(checkout, run_dir, resume=False, nproc=None, args=None, threads=None):
     """Start the checkout's main.py on the run folder (see utils/launcher.py) and wait."""
     nodes = {"nnodes": args.nnodes, "node_rank": args.node_rank, "master": args.master} if args else {}
-    return launcher.execute(checkout, run_dir, resume, nproc, **nodes)
+    return launcher.execute(checkout, run_dir, resume, nproc, threads=threads, **nodes)
+
+
+@contextmanager
+def created(run_dir):
+    """From a new run's record to its processes: a Ctrl-C in between (a slow worktree, say)
+    still ends the record `interrupted` rather than `running` with nobody behind it."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        launcher.conclude(run_dir, "interrupted", ("running",))
+        raise

@@ -1,11 +1,14 @@
 """Start a run's processes: main.py itself, or torch.distributed.run over main.py for several."""
+import ctypes
 import os
 import shutil
 import signal
 import subprocess
 import sys
 
-from utils import paths, runs
+from utils import paths, runlock, runs
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def processes(nproc):
@@ -37,35 +40,70 @@ def command(checkout, run_dir, resume, nproc, nnodes=1, node_rank=0, master=None
     return [*launcher, *main]
 
 
-def execute(checkout, run_dir, resume=False, nproc=None, nnodes=1, node_rank=0, master=None):
+def execute(checkout, run_dir, resume=False, nproc=None, nnodes=1, node_rank=0, master=None, threads=None):
     """Run and wait. The run's processes get a process group of their own, and SIGINT/SIGTERM
-    reach them once, through us: each ends as `interrupted` after its last checkpoint is safe."""
+    reach them once, through us: each ends as `interrupted` after its last checkpoint is safe.
+    They hold the run folder's lock (utils/runlock.py) and stop the same way if we are killed."""
     nproc = processes(nproc)
     cmd = command(checkout, run_dir, resume, nproc, nnodes, node_rank, master)
-    env = {**os.environ, "RUNTAG_ROOT": str(paths.root())}
-    child = subprocess.Popen(cmd, env=env, process_group=0)
-    stopped = []
+    env = environment(threads)
+    lock = [runlock.acquire(run_dir, run_dir.parent.name + "/" + run_dir.name)] if run_dir else []
+    stopped, child = [], []
 
     def forward(signum, frame):
         stopped.append(signum)
-        os.killpg(child.pid, signum)
+        if child:
+            os.killpg(child[0].pid, signum)
 
+    # Before the child exists: a Ctrl-C from here on is never lost (issue: the first moments).
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        rc = child.wait()
+        if not stopped:
+            child.append(subprocess.Popen(cmd, env=env, process_group=0, pass_fds=lock,
+                                          preexec_fn=die_with_parent(os.getpid())))
+            if stopped:  # arrived while it was being started
+                os.killpg(child[0].pid, stopped[0])
+        rc = child[0].wait() if child else 128 + stopped[0]
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        try:
-            os.killpg(child.pid, signal.SIGKILL)  # nothing of the run outlives it
-        except ProcessLookupError:
-            pass
-    if run_dir and rc != 0:
-        if stopped:  # stopped before the run could say so itself (still importing, say)
+        if child:
+            kill_group(child[0].pid)  # nothing of the run outlives it
+    if stopped and rc != 0:  # stopped before the run could say so itself (Python still starting, say)
+        if run_dir:
             conclude(run_dir, "interrupted", ("running",))
-        elif nproc > 1 or nnodes > 1:  # a rank crashed and the launcher stopped the others
-            conclude(run_dir, "failed", ("running", "interrupted"))
+        return 128 + stopped[0]
+    if run_dir and rc != 0 and (nproc > 1 or nnodes > 1):  # a rank crashed and the launcher stopped the others
+        conclude(run_dir, "failed", ("running", "interrupted"))
     return rc if rc >= 0 else 128 - rc
+
+
+def kill_group(pgid):
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def environment(threads):
+    """The run's environment. `threads`: a recorded thread count to run with again (con, rerun -f),
+    since CPU results differ in their last bits with it; the user's OMP_NUM_THREADS wins."""
+    env = {**os.environ, "RUNTAG_ROOT": str(paths.root()), "RUNTAG_LOCKED": "1"}
+    if threads and "OMP_NUM_THREADS" not in env:
+        env["OMP_NUM_THREADS"] = str(threads)
+    return env
+
+
+def die_with_parent(launcher_pid):
+    """For Popen's preexec_fn: the child gets SIGTERM when we die, even by SIGKILL, and so ends
+    `interrupted` after its last checkpoint instead of training on with nobody to report it."""
+    libc = ctypes.CDLL(None, use_errno=True)  # loaded here, not in the forked child
+
+    def arm():
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != launcher_pid:  # we died before prctl took effect
+            os._exit(1)
+    return arm
 
 
 def conclude(run_dir, status, unless_now):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from utils import atomic, log, paths, runs
+from utils import atomic, log, paths, runs, signals
 
 
 class Recorder:
@@ -50,6 +50,7 @@ class Recorder:
 
     def epoch(self, epoch, metrics, best_epoch, lr, seconds, samples):
         """TensorBoard scalars of one epoch, and statistic.json rewritten in the background."""
+        signals.check()  # a Ctrl-C that something swallowed still stops the run, an epoch late at most
         if not self.active:
             return
         for key, value in metrics.items():

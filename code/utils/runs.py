@@ -8,7 +8,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from utils import atomic, paths
+from utils import atomic, paths, runlock
 from utils.errors import UserError
 
 VERSION = 1
@@ -41,8 +41,10 @@ def fixed_seed():
 
 
 def create(tag, commit, command, overrides, seed, fixed, parent=None, extra=None):
-    """Claim a new id and write its first statistic.json (status `running`)."""
+    """Claim a new id, lock its folder for this process (and the run it starts), and write its
+    first statistic.json (status `running`)."""
     id = allocate(tag)
+    runlock.acquire(paths.run_dir(tag, id), f"{tag}/{id}")
     record = {
         "version": VERSION, "tag": tag, "id": id, "status": "running",
         "commit": commit, "command": command,
@@ -77,7 +79,7 @@ def read(run_dir):
 def shown_status(record):
     """`dead` for a run that says `running` but whose process is gone from this host."""
     if record.get("status") == "running" and record.get("host") == socket.gethostname() \
-            and not alive(record.get("pid")):
+            and not alive(record.get("pid")) and not runlock.locked(paths.run_dir(record["tag"], record["id"])):
         return "dead"
     return record.get("status")
 
