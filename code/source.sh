@@ -48,6 +48,8 @@ _runtag_complete() {
                 run:-m) words= ;;
                 run:--from|run:--init-from) words=$(_runtag tags --runs 2>/dev/null) ;;
                 run:*|expels:*|sweep:*) words=$(_runtag tags 2>/dev/null) ;;
+                con:*) words=$(_runtag tags --unfinished 2>/dev/null) ;;  # a finished run is refused
+                title:*|table:*|record:-l) words=$(_runtag tags --lists 2>/dev/null) ;;
                 *) words=$(_runtag tags --runs 2>/dev/null) ;;
             esac ;;
     esac
@@ -59,4 +61,4 @@ if [ -n "${ZSH_VERSION:-}" ]; then
     (( ${+functions[compdef]} )) || compinit -u -D
     bashcompinit
 fi
-complete -o default -F _runtag_complete run con rerun re record itb expels plot expdiff sweep
+complete -o default -F _runtag_complete run con rerun re record title table itb expels plot expdiff sweep

@@ -1,4 +1,5 @@
 """Fixtures: a temporary copy of this template as a fresh git repository, and ways to drive it."""
+import importlib.util
 import json
 import os
 import shutil
@@ -24,10 +25,11 @@ class Project:
     def __init__(self, root):
         self.root = Path(root)
 
-    def cli(self, *args, check=False, **kw):
-        """`python code/utils/cli.py ARGS`; returns CompletedProcess (text)."""
+    def cli(self, *args, check=False, env=None, **kw):
+        """`python code/utils/cli.py ARGS`; returns CompletedProcess (text). `env`: variables to
+        set, or to unset with None."""
         out = subprocess.run([PYTHON, str(self.root / "code/utils/cli.py"), *map(str, args)],
-                             cwd=self.root, capture_output=True, text=True, env=self.env(), **kw)
+                             cwd=self.root, capture_output=True, text=True, env=self.env(**(env or {})), **kw)
         if check and out.returncode != 0:
             raise AssertionError(f"{args} exited {out.returncode}\n{out.stdout}\n{out.stderr}")
         return out
@@ -40,15 +42,21 @@ class Project:
 
     def sh(self, script, shell="bash", **kw):
         """Run a script in a real shell that sourced code/source.sh."""
+        need_program(shell)
         full = f". code/source.sh\n{script}"
         return subprocess.run([shell, "-c", full], cwd=self.root, capture_output=True, text=True,
                               env=self.env(), **kw)
 
-    def env(self):
+    def env(self, **changes):
         env = dict(os.environ)
         env["PATH"] = f"{Path(PYTHON).parent}:{env['PATH']}"  # `python` is this venv's
         env.pop("RUNTAG_ROOT", None)
         env["CI"] = "true"  # no background TensorBoard from `run`
+        for key, value in changes.items():
+            if value is None:
+                env.pop(key, None)
+            else:
+                env[key] = value
         return env
 
     def git(self, *args):
@@ -66,6 +74,24 @@ class Project:
         self.git("add", path)
         self.git("commit", "-qm", message)
         return self.git("rev-parse", "HEAD")
+
+
+def need(what, present):
+    """A test whose optional component is missing skips, saying so, on a user's machine. Under CI,
+    whose .ci/run installs every component, it fails instead: a green CI never hides a skip."""
+    if present:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} is missing, and CI runs every test: .ci/run must install it", pytrace=False)
+    pytest.skip(f"{what} is not installed here (CI installs it: see .ci/run)")
+
+
+def need_program(name):
+    need(f"the program {name}", shutil.which(name))
+
+
+def need_module(name):
+    need(f"the Python package {name} (pip install -r code/requirements-{name}.txt)", importlib.util.find_spec(name))
 
 
 def wait_for(predicate, timeout=120, what="condition"):

@@ -132,7 +132,9 @@ def test_con_after_sigkill_equals_an_uninterrupted_run(project):
              or "State:\tZ" in open(f"/proc/{record['pid']}/status").read(), what="main.py to die")
     killed = project.record("k", 0)
     assert killed["status"] == "running" and 2 <= killed["epoch"] < 8, "the kill must land mid-training"
-    assert " dead " in ok(project.sh("expels k")).stdout
+    last = os.readlink(project.run_dir("k", 0) / "checkpoint/epoch_last.pth")
+    row = ok(project.sh("expels k")).stdout.splitlines()[1].split()
+    assert row[:4] == ["k/0", "dead", f"{killed['epoch']}/8", last.removeprefix("epoch_").removesuffix(".pth")]
 
     commit_a_change(project)
     dirty_the_user_tree(project)
@@ -267,8 +269,11 @@ def test_expls_and_expels_align_one_line_each(with_runs):
     ghost.mkdir(parents=True)
     dead = subprocess.Popen(["true"])
     dead.wait()
-    record = {**p.record("s", 0), "tag": "ghost", "status": "running", "pid": dead.pid, "epoch": 1}
+    record = {**p.record("s", 0), "tag": "ghost", "status": "running", "pid": dead.pid, "epoch": 7, "epochs": 30}
     (ghost / "statistic.json").write_text(json.dumps(record))
+    (ghost / "checkpoint").mkdir()
+    (ghost / "checkpoint/epoch_4.pth").write_bytes(b"")  # trained to 7, written up to 4: con goes on after 4
+    (ghost / "checkpoint/epoch_last.pth").symlink_to("epoch_4.pth")
     try:
         listing = ok(p.sh("expls", shell="zsh")).stdout.splitlines()
         per_run = ok(p.sh("cd code && expels s", shell="bash")).stdout.splitlines()
@@ -283,14 +288,40 @@ def test_expls_and_expels_align_one_line_each(with_runs):
     assert next(r for r in rows if r.startswith("ghost ")).split()[:3] == ["ghost", "1", "0"]
     assert aligned(listing)
 
-    assert per_run[0].split() == ["RUN", "STATUS", "EPOCH", "BEST", "DURATION", "OVERRIDES"]
-    assert per_run[1].split()[:4] == ["s/0", "finished", "2/2", "val/acc"]
+    assert per_run[0].split() == ["RUN", "STATUS", "EPOCH", "CHECKPOINT", "BEST", "DURATION", "OVERRIDES"]
+    assert per_run[1].split()[:5] == ["s/0", "finished", "2/2", "2", "val/acc"]
     assert per_run[1].endswith("  epochs=2") and len(per_run) == 2
     assert aligned(per_run)
-    assert ghostly[1].split()[:3] == ["ghost/0", "dead", "1/2"]
+    assert ghostly[1].split()[:4] == ["ghost/0", "dead", "7/30", "4"]
 
 
 def aligned(lines):
     """Every column starts where its header does, after a space."""
     starts = [i for i, c in enumerate(lines[0]) if c != " " and (i == 0 or lines[0][i - 1] == " ")]
     return all(line[i] != " " and (i == 0 or line[i - 1] == " ") for line in lines for i in starts)
+
+
+# ---- messages -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("verb, shell_name", [("continue", "con"), ("con", "con"), ("diff", "expdiff")])
+def test_hints_and_usage_name_the_shell_commands(with_runs, verb, shell_name):
+    """`continue` is bash's builtin and `diff` is diff(1): a hint naming them sends the user astray."""
+    out = with_runs.cli(verb, "--bogus")
+    lines = out.stderr.splitlines()
+    assert out.returncode == 2 and len(lines) == 1, out.stderr
+    assert f"see `{shell_name} --help`" in lines[0] and lines[0].startswith(f"runtag: {shell_name}: ")
+    assert with_runs.cli(verb, "--help").stdout.startswith(f"usage: {shell_name} ")
+
+
+def test_run_without_arguments_asks_for_the_tag_only(with_runs):
+    out = with_runs.cli("run")
+    lines = out.stderr.splitlines()
+    assert out.returncode == 2 and len(lines) == 1
+    assert "required: tag —" in lines[0] and "key=value" not in lines[0]
+
+
+def test_run_m_with_nothing_to_commit_says_so_and_tags_head(project):
+    head = project.git("rev-parse", "HEAD")
+    out = ok(project.cli("run", "-m", "a change I forgot to make", "same", "epochs=1"))
+    assert f"nothing to commit under code/; -m ignored, tagging HEAD {head[:10]}" in out.stdout
+    assert project.git("rev-parse", "HEAD") == head == project.git("rev-parse", "same^{commit}")

@@ -1,10 +1,14 @@
 """code/source.sh in real bash and zsh: the commands, `continue` left alone, the virtualenv,
 any directory of the repository, tab completion, and no compinit question."""
+import json
 import os
+import shutil
 import subprocess
 import sys
 
 import pytest
+
+from conftest import need_program
 
 SHELLS = ["bash", "zsh"]
 COMMANDS = "run con rerun re record title table itb expls expels sweep plot expdiff".split()
@@ -43,6 +47,7 @@ def test_type_continue_is_builtin_in_bash(shared_project):
 @pytest.mark.parametrize("shell", SHELLS)
 def test_works_from_any_directory_of_the_repository(one_run, shell):
     """Sourced by a relative path from code/utils, then used from another directory."""
+    need_program(shell)
     script = "cd code/utils && . ../source.sh && cd ../tests && expels alpha"
     out = subprocess.run([shell, "-c", script], cwd=one_run.root, capture_output=True, text=True, env=one_run.env())
     assert out.returncode == 0, out.stderr
@@ -64,24 +69,45 @@ def test_activates_the_projects_virtualenv(project, shell):
     assert lines[2].split()[0] == "TAG"
 
 
+@pytest.fixture
+def unfinished_and_a_list(one_run):
+    """beta/0, an interrupted run beside the finished alpha/0, and the list `mine`."""
+    beta = one_run.root / "__result__/beta/0"
+    beta.mkdir(parents=True)
+    (beta / "statistic.json").write_text(json.dumps({**one_run.record("alpha", 0), "tag": "beta",
+                                                     "status": "interrupted"}))
+    lists = one_run.root / "__statistic__/exper-list"
+    lists.mkdir(parents=True, exist_ok=True)
+    (lists / "mine.txt").write_text("alpha/0\n")
+    yield one_run
+    shutil.rmtree(beta.parent)
+    (lists / "mine.txt").unlink()
+
+
 @pytest.mark.parametrize("shell", SHELLS)
-def test_tab_completion_offers_options_tags_and_runs(one_run, shell):
+def test_tab_completion_offers_options_tags_and_runs(unfinished_and_a_list, shell):
+    one_run = unfinished_and_a_list
     # the completion function as bash (and zsh's bashcompinit) call it: command, word, previous word
     script = ('_runtag_complete con "" con; echo "${COMPREPLY[*]}"\n'
               '_runtag_complete rerun --n rerun; echo "${COMPREPLY[*]}"\n'
               '_runtag_complete expels al expels; echo "${COMPREPLY[*]}"\n'
-              '_runtag_complete run al --from; echo "${COMPREPLY[*]}"\n')
-    script += "complete -p run\n" if shell == "bash" else "print -r -- $_comps[run]\n"
+              '_runtag_complete run al --from; echo "${COMPREPLY[*]}"\n'
+              '_runtag_complete rerun "" rerun; echo "${COMPREPLY[*]}"\n'
+              '_runtag_complete table "" table; echo "${COMPREPLY[*]}"\n'
+              '_runtag_complete title m title; echo "${COMPREPLY[*]}"\n')
+    script += "complete -p run title\n" if shell == "bash" else "print -r -- $_comps[run]; print -r -- $_comps[title]\n"
     out = one_run.sh(script, shell=shell)
     assert out.returncode == 0, out.stderr
-    con, rerun_opts, expels, from_, registered = out.stdout.splitlines()
-    assert con.split() == ["alpha", "alpha/0"]
+    con, rerun_opts, expels, from_, rerun, table, title, *registered = out.stdout.splitlines()
+    assert con.split() == ["beta", "beta/0"]  # alpha/0 is finished: `con` would refuse it
+    assert rerun.split() == ["alpha", "alpha/0", "beta", "beta/0"]
+    assert table.split() == ["finished", "mine"] and title.split() == ["mine"]  # finished.txt: kept by the runs
     assert "--nproc" in rerun_opts.split()
     if shell == "bash":  # zsh filters the words itself
         assert all(w.startswith("--n") for w in rerun_opts.split())
     assert expels.split() == ["alpha"]
     assert from_.split() == ["alpha", "alpha/0"]
-    assert "_runtag_complete" in registered
+    assert len(registered) == 2 and all("_runtag_complete" in line for line in registered)
 
 
 def test_zsh_sourcing_does_not_prompt_even_with_insecure_function_dirs(project, tmp_path):
@@ -89,6 +115,7 @@ def test_zsh_sourcing_does_not_prompt_even_with_insecure_function_dirs(project, 
     insecure = tmp_path / "functions"
     insecure.mkdir()
     os.chmod(insecure, 0o777)
+    need_program("zsh")
     script = f"fpath=({insecure} $fpath)\n. code/source.sh\nprint -r -- ${{+functions[compdef]}} $_comps[expels]"
     out = subprocess.run(["zsh", "-c", script], cwd=project.root, capture_output=True, text=True,
                          env=project.env(), stdin=subprocess.DEVNULL, timeout=60)
@@ -99,6 +126,7 @@ def test_zsh_sourcing_does_not_prompt_even_with_insecure_function_dirs(project, 
 @pytest.mark.parametrize("shell", SHELLS)
 def test_sourcing_replaces_aliases_of_the_same_name_and_survives_set_e(project, shell):
     aliases = "shopt -s expand_aliases; " if shell == "bash" else ""
+    need_program(shell)
     script = f"set -e; {aliases}alias run='echo alias'; alias re='echo alias'\n. code/source.sh\nrun --help"
     out = subprocess.run([shell, "-c", script], cwd=project.root, capture_output=True, text=True, env=project.env())
     assert out.returncode == 0, out.stderr

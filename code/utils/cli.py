@@ -29,12 +29,16 @@ VERBS = {  # verb: (module, function, one line of help)
     "tags": ("utils.listing", "tag_names", "tag names, for shell completion"),
 }
 ALIASES = {"con": "continue", "re": "rerun"}
+SHELL_NAMES = {"continue": "con", "diff": "expdiff"}  # messages name what the shell runs: `continue`
+                                                      # is a builtin there and `diff` is diff(1)
 
 
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line and exit status 2, like every user mistake."""
 
     def error(self, message):
+        # argparse counts an empty `key=value ...` list as missing; it is optional
+        message = message.replace("required: tag, key=value", "required: tag")
         raise UserError(f"{self.prog}: {message}", f"see `{self.prog} --help`")
 
 
@@ -55,7 +59,7 @@ def main(argv=None):
             raise UserError(f"unknown command {argv[0]!r}", "run `cli.py --help` for the list")
         module_name, function, text = VERBS[verb]
         module = importlib.import_module(module_name)
-        parser = Parser(prog=verb, description=text)
+        parser = Parser(prog=SHELL_NAMES.get(verb, verb), description=text)
         parser.set_defaults(command=" ".join([argv[0]] + argv[1:]))  # recorded in statistic.json
         getattr(module, f"add_{function}")(parser)
         return getattr(module, function)(parser.parse_intermixed_args(argv[1:])) or 0

@@ -3,6 +3,7 @@
 Both read only the runs' statistic.json (and, for expls, the tags' commits from git), so
 they work while runs are going, and on a copy of __result__ without the repository.
 """
+import os
 import subprocess
 
 from utils import paths, runs
@@ -29,33 +30,44 @@ def add_expels(p):
 
 
 def expels(args):
-    """One line per run of a tag: status, epochs done, best metric, duration, overrides."""
-    rows = [("RUN", "STATUS", "EPOCH", "BEST", "DURATION", "OVERRIDES")]
+    """One line per run of a tag: status, epochs done, the epoch `con` would continue after,
+    best metric, duration, overrides."""
+    rows = [("RUN", "STATUS", "EPOCH", "CHECKPOINT", "BEST", "DURATION", "OVERRIDES")]
     for run_dir in runs.resolve(args.tag.rstrip("/")):
         record = runs.read(run_dir)
         if record is None:
-            rows.append((f"{args.tag}/{run_dir.name}", "damaged", "-", "-", "-", "statistic.json missing or unreadable"))
+            rows.append((f"{args.tag}/{run_dir.name}", "damaged", "-", checkpoint(run_dir), "-", "-",
+                         "statistic.json missing or unreadable"))
             continue
         rows.append((f"{record['tag']}/{record['id']}", runs.shown_status(record),
-                     f"{record.get('epoch', 0)}/{record.get('epochs') or '?'}", best(record),
+                     f"{record.get('epoch', 0)}/{record.get('epochs') or '?'}", checkpoint(run_dir), best(record),
                      duration(record.get("duration_s") or 0), overrides(record.get("overrides") or {})))
     print(columns(rows))
 
 
 def add_tag_names(p):
     p.add_argument("--runs", action="store_true", help="also every tag/id")
+    p.add_argument("--unfinished", action="store_true", help="only runs that are not finished, and their tags")
+    p.add_argument("--lists", action="store_true", help="the experiment lists instead")
     p.add_argument("--options", metavar="VERB", help="the options of a verb instead")
 
 
 def tag_names(args):
-    """Words for the shell's tab completion (source.sh): tags, runs, or a verb's options."""
+    """Words for the shell's tab completion (source.sh): tags, runs, lists, or a verb's options."""
     if args.options:
         print(" ".join(options(args.options)))
-        return
-    for tag in runs.tags():
-        print(tag)
-        if args.runs:
-            print("\n".join(f"{tag}/{id}" for id in runs.ids(tag)))
+    elif args.lists:
+        print("\n".join(sorted(p.stem for p in (paths.statistic() / "exper-list").glob("*.txt"))))
+    elif args.unfinished:  # what `con` can take
+        for tag in runs.tags():
+            left = [id for id in runs.ids(tag) if (runs.read(paths.run_dir(tag, id)) or {}).get("status") != "finished"]
+            if left:
+                print("\n".join([tag] + [f"{tag}/{id}" for id in left]))
+    else:
+        for tag in runs.tags():
+            print(tag)
+            if args.runs:
+                print("\n".join(f"{tag}/{id}" for id in runs.ids(tag)))
 
 
 def options(verb):
@@ -86,6 +98,15 @@ def tagged_commits():
         tag, sha, date, subject = line.split("\0")
         commits[tag] = (sha, date, subject)
     return commits
+
+
+def checkpoint(run_dir):
+    """The epoch of checkpoint/epoch_last.pth (its link names it: epoch_<n>.pth), or `-`.
+    A killed run has trained further than it can be continued from; this says how far back."""
+    try:
+        return os.readlink(run_dir / "checkpoint" / "epoch_last.pth").removeprefix("epoch_").removesuffix(".pth")
+    except OSError:
+        return "-"
 
 
 def first(records, key):
