@@ -11,6 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # code/: the tooling, for the in-process API
 
+from utils.errors import UserError  # noqa: E402
 from utils.statistic import load_scalars, load_table, record, table, title  # noqa: E402
 
 METRICS = ["last/train_loss", "last/train_acc", "last/val_loss", "last/val_acc", "best/train_loss",
@@ -188,18 +189,20 @@ def test_markdown_and_latex_parse_back_to_the_same_numbers(here, fmt, suffix, pa
             assert close(shown, expected[key]), (key, shown, expected[key])
 
 
-def synthetic(root, tag, id, metrics, status="finished", lr=0.1):
-    """A statistic.json of DESIGN.md's schema with known metrics (for checking arithmetic)."""
+def synthetic(root, tag, id, metrics, status="finished", lr=0.1, overrides=None):
+    """A statistic.json of DESIGN.md's schema with known metrics (for checking arithmetic);
+    its overrides are {"lr": lr} unless given."""
     folder = root / "__result__" / tag / str(id)
     folder.mkdir(parents=True)
+    overrides = {"lr": lr} if overrides is None else overrides
     rec = {"version": 1, "tag": tag, "id": id, "status": status, "commit": "0" * 40, "command": f"run {tag}",
-           "seed": id, "fixed_seed": False, "overrides": {"lr": lr}, "hparams": {"lr": lr, "epochs": 3},
+           "seed": id, "fixed_seed": False, "overrides": overrides, "hparams": {"lr": lr, "epochs": 3},
            "metrics": metrics, "epoch": 3, "epochs": 3, "start": None, "end": None, "duration_s": 1.0,
            "host": "elsewhere", "gpus": None, "pid": 1, "world_size": 1, "parent": None, "versions": {}}
     (folder / "statistic.json").write_text(json.dumps(rec))
 
 
-def test_group_is_mean_and_sample_std_per_tag(tmp_path, monkeypatch, capsys):
+def test_group_by_tag_is_mean_and_sample_std_per_tag(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("RUNTAG_ROOT", str(tmp_path))
     acc, loss = [0.91, 0.935, 0.902, 0.95], [0.31, 0.25, 0.28, 0.2]
     for id, (a, l) in enumerate(zip(acc, loss)):
@@ -208,7 +211,7 @@ def test_group_is_mean_and_sample_std_per_tag(tmp_path, monkeypatch, capsys):
     synthetic(tmp_path, "h", 1, {"test/acc": 0.7}, lr=0.3)  # test/loss missing: left out of its mean
     record.add("grouped", ["g", "h"])
 
-    df = table.build("grouped", fmt="md", group=True)
+    df = table.build("grouped", fmt="md", group="tag")  # h's two configurations in one row
     g, h = df.set_index("run").loc["g"], df.set_index("run").loc["h"]
     assert (g["runs"], g["status"], h["runs"], h["status"]) == (4, "finished 3, failed 1", 2, "finished")
     assert g["test/acc"] == pytest.approx(np.mean(acc)) and g["test/acc:std"] == pytest.approx(np.std(acc, ddof=1))
@@ -226,6 +229,82 @@ def test_group_is_mean_and_sample_std_per_tag(tmp_path, monkeypatch, capsys):
     assert close(mean, np.mean(acc)) and close(std, np.std(acc, ddof=1))
     assert rows[1][5] == "1.5"  # one value: no ± 
     assert f"{np.mean(acc):.4g} ± {np.std(acc, ddof=1):.4g}" in capsys.readouterr().out
+
+
+def test_group_folds_runs_of_one_configuration_not_of_one_tag(lab):
+    """Issue 11: a mean over different overrides is not a result. `--group` is one row per tag
+    and configuration; a fresh seed, a fixed one (-f) or overrides typed in another order do not
+    split it. `--group tag` is one row per tag, whatever the overrides."""
+    for flags, overrides in [([], ["lr=0.01", "epochs=2"]), (["-f"], ["epochs=2", "lr=0.01"]),
+                             ([], ["lr=0.05", "epochs=2"])]:
+        lab.cli("run", *flags, "mix", *overrides, check=True)
+    recs = [lab.record("mix", id) for id in range(3)]
+    assert recs[0]["seed"] != recs[1]["seed"] and recs[1]["fixed_seed"]  # seeds vary inside the group
+    acc = [rec["metrics"]["test/acc"] for rec in recs]
+    lab.cli("record", "-l", "mixed", "mix", check=True)
+
+    out = lab.cli("table", "mixed", "--group", check=True)
+    df = csv(lab, "mixed.group")
+    assert list(df["run"]) == ["mix epochs=2 lr=0.01", "mix epochs=2 lr=0.05"] and list(df["runs"]) == [2, 1]
+    assert list(df["lr"]) == [0.01, 0.05]  # one value per row, not `0.01 | 0.05`
+    assert df["test/acc"][0] == pytest.approx(np.mean(acc[:2]))
+    assert df["test/acc:std"][0] == pytest.approx(np.std(acc[:2], ddof=1))
+    assert df["test/acc"][1] == pytest.approx(acc[2]) and np.isnan(df["test/acc:std"][1])
+    assert re.search(r"^mix epochs=2 lr=0\.05\s+1\s", out.stdout, re.M)
+
+    lab.cli("table", "mixed", "--group", "tag", check=True)
+    df = csv(lab, "mixed.group")
+    assert list(df["run"]) == ["mix"] and list(df["runs"]) == [3] and list(df["lr"]) == ["0.01 | 0.05"]
+    assert df["test/acc"][0] == pytest.approx(np.mean(acc))
+    out = lab.cli("table", "mixed", "--group", "nope")
+    assert out.returncode == 2 and "invalid choice: 'nope'" in out.stderr
+
+
+def test_group_in_python_false_true_config_and_tag(tmp_path, monkeypatch):
+    """build/load_table take group=False/True/"config"/"tag"; True is "config". A `seed`
+    override (a config.py may have one) is a seed: it does not split a group."""
+    monkeypatch.setenv("RUNTAG_ROOT", str(tmp_path))
+    synthetic(tmp_path, "g", 0, {"test/acc": 0.8}, overrides={"lr": 0.1, "seed": 1})
+    synthetic(tmp_path, "g", 1, {"test/acc": 0.9}, overrides={"seed": 2, "lr": 0.1})
+    synthetic(tmp_path, "h", 0, {"test/acc": 0.5}, lr=0.2)
+    synthetic(tmp_path, "h", 1, {"test/acc": 0.7}, lr=0.3)
+    synthetic(tmp_path, "h", 2, {"test/acc": 0.6}, overrides={})  # config.py's values: the tag alone
+    record.add("api", ["g", "h"])
+
+    by_config = table.build("api", group=True)
+    assert list(by_config["run"]) == ["g lr=0.1", "h lr=0.2", "h lr=0.3", "h"]
+    assert list(by_config["runs"]) == [2, 1, 1, 1] and list(by_config["lr"]) == ["0.1", "0.2", "0.3", "0.1"]
+    assert by_config["test/acc"][0] == pytest.approx(0.85)
+    pd.testing.assert_frame_equal(table.build("api", group="config"), by_config)
+    pd.testing.assert_frame_equal(load_table("api", group=True), by_config)
+    assert list(table.build("api", group="tag")["run"]) == ["g", "h"]
+    assert list(table.build("api", group=False)["run"]) == ["g/0", "g/1", "h/0", "h/1", "h/2"]
+    with pytest.raises(UserError, match="unknown grouping 'nope'"):
+        table.build("api", group="nope")
+
+
+def test_a_misspelled_title_key_is_warned_with_the_closest_key(here):
+    """Issue 11: a key of the title that no run has is an empty column; `table` says so, one
+    line a key, with the closest key of its section, and still builds the table."""
+    record.add("typo", ["lra", "lrb"])
+    out = here.cli("table", "typo", check=True)
+    assert "warning" not in out.stderr  # the title `table` writes names what the runs have
+    text = title_file(here, "typo").read_text()
+    text = text.replace('    "best/val_acc",', '    "best/val_ac",')
+    text = text.replace('    "lr",', '    "lrr",\n    "test/acc",  // a metric, in the wrong section\n    "zzz",')
+    title_file(here, "typo").write_text(text)
+
+    out = here.cli("table", "typo", check=True)
+    start = "runtag: warning: title typo.json: no column"
+    assert [line for line in out.stderr.splitlines() if "warning" in line] == [
+        f"{start} 'lrr' in any run — did you mean 'lr'?",
+        f"{start} 'test/acc' in any run — it is one of the metrics: move it from 'hparams' to 'metrics'",
+        f"{start} 'zzz' in any run",  # nothing close: no guess
+        f"{start} 'best/val_ac' in any run — did you mean 'best/val_acc'?",
+    ]
+    df = csv(here, "typo")
+    assert list(df["run"]) == ["lra/0", "lra/1", "lrb/0"]
+    assert "best/val_ac" in df.columns and df["best/val_ac"].isna().all()
 
 
 def test_load_table_is_the_table(here):

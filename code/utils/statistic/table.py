@@ -1,7 +1,10 @@
 """table: one row per run of a list and the title's columns, in `__statistic__/table/<list>.csv`.
 
-`--format md|latex` also writes `<list>.md|.tex`; `--group` folds the runs of each tag into one
-row (count, mean and sample std of each metric) and writes `<list>.group.*` instead.
+`--format md|latex` also writes `<list>.md|.tex`; `--group` folds the runs of each tag and
+configuration (its overrides: runs that differ only in their seed) into one row (count, mean and
+sample std of each metric) and writes `<list>.group.*` instead; `--group tag` folds every run of
+a tag, whatever its overrides. A grouped row's `run` is the tag, then the group's overrides as
+`key=value` (sorted by key; none: the tag alone).
 The CSV holds full-precision numbers; the terminal, Markdown and LaTeX show 4 significant digits.
 """
 import sys
@@ -9,11 +12,12 @@ from collections import Counter
 
 import pandas as pd
 
-from utils import atomic, paths, runs
+from utils import atomic, paths, runs, sweep_file
 from utils.errors import UserError
 from utils.statistic import record, title
 
 FORMATS = ("csv", "md", "latex")
+GROUPS = ("config", "tag")  # what --group folds on; the first is the default
 SUFFIX = {"md": ".md", "latex": ".tex"}
 STD = ":std"  # the grouped CSV's column of a metric's standard deviation: "<metric>:std"
 
@@ -23,8 +27,10 @@ def add_table(p):
     p.add_argument("--format", dest="fmt", choices=FORMATS, default="csv",
                    help="also write the table as Markdown (.md) or LaTeX (.tex), ready to paste")
     p.add_argument("--sort", metavar="KEY", help="sort by this column, ascending; --sort=-KEY for descending")
-    p.add_argument("--group", action="store_true",
-                   help="one row per tag: number of runs, mean ± std of each metric")
+    p.add_argument("--group", nargs="?", const=GROUPS[0], choices=GROUPS, metavar="BY",
+                   help="one row per tag and configuration (the runs' overrides; seeds vary inside "
+                        "a row): number of runs, mean ± std of each metric. --group tag: one row "
+                        "per tag, whatever the overrides. Put LIST before --group")
 
 
 def table(args):
@@ -36,6 +42,7 @@ def build(list_name, fmt="csv", sort=None, group=False):
     aligned, and return it as a DataFrame (numbers, not text)."""
     if fmt not in FORMATS:
         raise UserError(f"unknown table format {fmt!r}", f"use one of {', '.join(FORMATS)}")
+    group = grouping(group)
     loaded = record.load(record.read(list_name))
     if not title.path(list_name).exists():
         title.write(list_name, [rec for _, rec in loaded])
@@ -57,32 +64,61 @@ def build(list_name, fmt="csv", sort=None, group=False):
 
 def load(list_name="record", group=False):
     """The table of a list as a DataFrame, as `table` builds it, without writing anything."""
-    return frame(list_name, record.load(record.read(list_name)), group)[0]
+    return frame(list_name, record.load(record.read(list_name)), grouping(group))[0]
+
+
+def grouping(group):
+    """None (a row per run), "config" or "tag", from what build/load accept: False, True
+    (the default grouping, "config") or a name in GROUPS."""
+    if group is True:
+        return GROUPS[0]
+    if not group:
+        return None
+    if group not in GROUPS:
+        raise UserError(f"unknown grouping {group!r}", f"use one of {', '.join(GROUPS)}")
+    return group
 
 
 def frame(list_name, loaded, group):
-    """(DataFrame, metric columns): one row per loaded run, or per tag when grouped."""
-    hparams, metrics = title.columns(list_name, [rec for _, rec in loaded])
+    """(DataFrame, metric columns): one row per loaded run, or per group of runs."""
+    records = [rec for _, rec in loaded]
+    hparams, metrics = title.columns(list_name, records)
+    title.warn_unknown(list_name, (hparams, metrics), records)
     rows = []
     for name, rec in loaded:  # plain lists, one DataFrame at the end: per-row pandas is slow
         hp, m = rec.get("hparams") or {}, rec.get("metrics") or {}
         rows.append([name, runs.shown_status(rec), *[hp.get(k) for k in hparams], *[m.get(k) for k in metrics]])
     df = pd.DataFrame(rows, columns=["run", "status", *hparams, *metrics])
     df = df.loc[:, ~df.columns.duplicated()]  # a key listed twice in the title is one column
-    return (fold(df, hparams, metrics), metrics) if group else (df, metrics)
+    if not group:
+        return df, metrics
+    names = pd.Series([group_name(name, rec, group) for name, rec in loaded], index=df.index, dtype=object)
+    return fold(df, names, hparams, metrics), metrics
 
 
-def fold(df, hparams, metrics):
-    """One row per tag: run (the tag), runs (how many), status, hyperparameters (the value, or
-    the distinct values joined by ` | `), and per metric its mean and sample std (ddof=1)."""
-    tags = pd.Series([name.partition("/")[0] for name in df["run"]], index=df.index, name="tag", dtype=object)
-    groups = df.groupby(tags, sort=False)
+def group_name(name, rec, by):
+    """The group of a run, as its row's `run` shows it: the tag, and unless grouped by tag its
+    overrides as `key=value`, sorted so that the order they were typed in does not split a
+    group. A mean over different configurations is not a result; over seeds it is, so the
+    record's seed is not part of it, nor is a `seed` override where a config.py has one."""
+    tag = name.partition("/")[0]
+    if by == "tag":
+        return tag
+    changes = {k: v for k, v in sorted((rec.get("overrides") or {}).items()) if k != "seed"}
+    return " ".join([tag, *sweep_file.words(changes)])
+
+
+def fold(df, names, hparams, metrics):
+    """One row per group (`names`, a group name per row of df): run (the group's name), runs
+    (how many), status, hyperparameters (the value, or the distinct values joined by ` | `),
+    and per metric its mean and sample std (ddof=1)."""
+    groups = df.groupby(names, sort=False)
     out = pd.DataFrame({"run": groups.size().index, "runs": groups.size().to_numpy(),
                         "status": groups["status"].agg(statuses).to_numpy()})
     for key in dict.fromkeys(hparams):
         out[key] = groups[key].agg(one_value).to_numpy()
     for key in dict.fromkeys(metrics):
-        numbers = pd.to_numeric(df[key], errors="coerce").groupby(tags, sort=False)
+        numbers = pd.to_numeric(df[key], errors="coerce").groupby(names, sort=False)
         out[key] = numbers.mean().to_numpy()
         out[key + STD] = numbers.std(ddof=1).to_numpy()
     return out

@@ -19,7 +19,10 @@ allowed; strip those and it is plain JSON (`parse`). Hyperparameters equal in ev
 the list are written commented out with a `same in every run` note. Running `title` again
 adds the keys that are new, rewrites only its own `same in every run` lines (a key that now
 differs is shown), and keeps every other line as it is, your edits and comments included.
+A shown key that no run of the list has (a typo, most often) is named in a warning by `table`,
+with the closest key there is (`warn_unknown`).
 """
+import difflib
 import json
 import re
 
@@ -175,3 +178,25 @@ def columns(list_name, records=None):
             records = [rec for _, rec in record.load(record.read(list_name))]
         data = parse(render(list_name, records))
     return data.get("hparams", []), data.get("metrics", [])
+
+
+def warn_unknown(list_name, shown, records):
+    """Warn on stderr, one line a key, of the shown (hparams, metrics) keys that no record has:
+    a misspelled key would otherwise be an empty column, silently. Each is compared with the
+    keys of its own section, the ones the runs actually have."""
+    if not records:  # nothing to compare with: every key would be "unknown"
+        return
+    present = {section: union(rec.get(section) or {} for rec in records) for section in SECTIONS}
+    for section, other, keys in zip(SECTIONS, reversed(SECTIONS), shown):
+        for key in dict.fromkeys(keys):
+            if key not in present[section]:
+                record.warn(f"title {list_name}.json: no column {key!r} in any run"
+                            + hint(key, section, present[section], other, present[other]))
+
+
+def hint(key, section, keys, other, other_keys):
+    """What the key probably meant: a key of the other section, or the closest of its own."""
+    if key in other_keys:
+        return f" — it is one of the {other}: move it from {section!r} to {other!r}"
+    close = difflib.get_close_matches(key, keys, n=1)
+    return f" — did you mean {close[0]!r}?" if close else ""
