@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import need_module
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # code/: the template's modules
 
 from utils import overrides, sweep_file  # noqa: E402
@@ -116,6 +118,8 @@ def test_dry_run_lists_the_combinations_and_writes_nothing(project):
     (["--backend", "ray", "--address", "127.0.0.1:1"], "no Ray cluster answers at 127.0.0.1:1"),
 ])
 def test_a_wrong_flag_is_one_line_before_anything(project, flags, what):
+    if "--backend" in flags:  # without Ray the line would say to install it instead
+        need_module("ray")
     path = sweep_file_in(project, "four", FOUR)
     out = project.cli("sweep", "flags", path, *flags)
     assert out.returncode == 2 and what in out.stderr and len(out.stderr.splitlines()) == 1
@@ -124,15 +128,73 @@ def test_a_wrong_flag_is_one_line_before_anything(project, flags, what):
 
 def test_a_dirty_tree_or_a_tag_elsewhere_is_refused_up_front(project):
     path = sweep_file_in(project, "four", FOUR)
-    (project.root / "code" / "sweeps" / "new.yaml").write_text("lr: [0.1]\n")  # not committed
-    out = project.cli("sweep", "dirty", "code/sweeps/new.yaml")
-    assert out.returncode == 2 and "uncommitted" in out.stderr and "new.yaml" in out.stderr
-    (project.root / "code" / "sweeps" / "new.yaml").unlink()
+    (project.root / "code" / "notes.txt").write_text("not committed\n")
+    out = project.cli("sweep", "dirty", path)
+    assert out.returncode == 2 and "uncommitted" in out.stderr and "notes.txt" in out.stderr
+    (project.root / "code" / "notes.txt").unlink()
     project.git("tag", "-a", "old", "-m", "old", "HEAD")
     project.commit("code/notes.txt", "later\n", "a later commit")
     out = project.cli("sweep", "old", path)
     assert out.returncode == 2 and "already marks commit" in out.stderr
     assert not (project.root / "__result__").exists()
+
+
+ONE = "default: {epochs: 1, device: cpu}\n---\nlr: [0.002]\n"
+
+
+def unreproducible(project, tmp_path, where):
+    """A sweep file the tag would not hold, made as `where` says; its path as given to `sweep`."""
+    if where == "outside code/, committed":
+        project.commit("one.yaml", ONE, "a sweep file at the top")
+        return "one.yaml"
+    if where == "outside the repository":
+        (tmp_path / "one.yaml").write_text(ONE)
+        return tmp_path / "one.yaml"
+    path = project.root / "code" / "sweeps" / "one.yaml"
+    if where == "ignored by git":
+        path = project.root / "code" / "sweeps" / "__pycache__" / "one.yaml"  # .gitignore: __pycache__/
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if where == "changed since committed":
+        project.commit("code/sweeps/one.yaml", ONE, "sweep one")
+        path.write_text(ONE.replace("0.002", "0.004"))
+    else:
+        path.write_text(ONE)
+    if where == "staged, not committed":
+        project.git("add", "code/sweeps/one.yaml")
+    return path.relative_to(project.root)
+
+
+@pytest.mark.parametrize("where, what", [
+    ("outside code/, committed", "outside code/"),
+    ("outside the repository", "outside code/"),
+    ("untracked", "untracked"),
+    ("ignored by git", "ignored by git"),
+    ("staged, not committed", "uncommitted changes"),
+    ("changed since committed", "uncommitted changes"),
+])
+def test_a_sweep_file_the_tag_would_not_hold_is_refused(project, tmp_path, where, what):
+    # the sweep must be repeatable from its tag: the file is committed under code/, as it is
+    file = unreproducible(project, tmp_path, where)
+    status = project.git("status", "--porcelain")
+    out = project.cli("sweep", "one", file)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert len(out.stderr.splitlines()) == 1 and out.stderr.startswith("runtag: sweep file ")
+    assert what in out.stderr and "one.yaml" in out.stderr and " — " in out.stderr
+    assert "--dry-run" in out.stderr.split(" — ")[1]
+    assert not (project.root / "__result__").exists() and not (project.root / "__statistic__").exists()
+    assert project.git("tag") == "" and project.git("status", "--porcelain") == status
+
+
+@pytest.mark.parametrize("where", ["outside the repository", "outside code/, committed", "untracked",
+                                   "changed since committed"])
+def test_dry_run_reads_any_sweep_file_and_writes_nothing(project, tmp_path, where):
+    file = unreproducible(project, tmp_path, where)
+    status = project.git("status", "--porcelain")
+    out = project.cli("sweep", "one", file, "--dry-run", check=True)
+    lr = "0.004" if where == "changed since committed" else "0.002"  # the file as it is, not as committed
+    assert "1 to run" in out.stdout and f"epochs=1 device=cpu lr={lr}" in out.stdout and out.stderr == ""
+    assert not (project.root / "__result__").exists() and not (project.root / "__statistic__").exists()
+    assert project.git("tag") == "" and project.git("status", "--porcelain") == status
 
 
 # --- real sweeps -------------------------------------------------------------------------------
@@ -242,7 +304,7 @@ def end_group(pgid):
 
 
 def test_the_ray_backend_runs_the_sweep_on_a_cluster(project):
-    pytest.importorskip("ray")
+    need_module("ray")
     path = sweep_file_in(project, "ray", "default: {epochs: 1, device: cpu}\n---\nchannels: [4, 8]\n")
     with ray_head(project) as (address, env):
         out = subprocess.run([sys.executable, "code/utils/cli.py", "sweep", "ray", path,
@@ -257,7 +319,7 @@ def test_the_ray_backend_runs_the_sweep_on_a_cluster(project):
 
 
 def test_ctrl_c_reaches_the_runs_of_ray_tasks(project):
-    pytest.importorskip("ray")
+    need_module("ray")
     sweep, out = ctrl_c_once_two_run(project, "rlong", "--backend", "ray", "--address", "local",
                                      RAY_AUTH_MODE="disabled")
     assert sweep.returncode == 130

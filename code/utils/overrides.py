@@ -42,8 +42,8 @@ def check(overrides, config, where="override"):
     """Unknown keys name the closest real one; a value must have the type of the default."""
     for key, val in overrides.items():
         if key not in config:
-            close = difflib.get_close_matches(key, config, n=1)
-            hint = f"did you mean {close[0]}?" if close else "see code/config.py for the keys"
+            close = suggest(key, config)
+            hint = f"did you mean {close}?" if close else "see code/config.py for the keys"
             raise UserError(f"unknown config key {key!r} in {where}", hint)
         default = config[key]
         if not compatible(val, default):
@@ -52,6 +52,25 @@ def check(overrides, config, where="override"):
                             f"give {key} a value like {default!r}")
         if isinstance(default, float) and isinstance(val, int) and not isinstance(val, bool):
             overrides[key] = float(val)
+
+
+def suggest(typo, keys):
+    """The key a mistyped one most likely meant, or None.
+
+    Edit distance alone misleads on the usual typos, a real key lengthened or cut short:
+    difflib finds `lrate` nearer `lr_step` than `lr`. So first the keys sharing the most
+    letters with it as a whole: a key the typo contains (`lrate` starts with `lr`), or one
+    that starts with the typo (`epoch`, cut short from `epochs`); edit distance breaks ties
+    among them, and only without any such key decides alone (`chanels`).
+    """
+    typo = typo.lower()
+    shared = {k: len(k) for k in keys if len(k) > 1 and k in typo}  # a 1-letter key is in most words
+    shared.update({k: len(typo) for k in keys if k.startswith(typo)})
+    if shared:
+        most = max(shared.values())
+        return difflib.get_close_matches(typo, [k for k in shared if shared[k] == most], n=1, cutoff=0)[0]
+    close = difflib.get_close_matches(typo, keys, n=1)
+    return close[0] if close else None
 
 
 def compatible(val, default):

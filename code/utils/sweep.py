@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from utils import gitrepo, overrides, paths, runs, sweep_file
 from utils.errors import UserError
@@ -30,14 +31,16 @@ def add_sweep(p):
     p.add_argument("--workers", type=int, metavar="N", help="runs at once without GPUs (default 1)")
     p.add_argument("--gpus", metavar="IDS", help="GPU ids, e.g. 0,1,2,3: each run sees one as CUDA_VISIBLE_DEVICES")
     p.add_argument("--per-gpu", type=int, metavar="K", help="runs at once on each GPU (default 1)")
-    p.add_argument("--dry-run", action="store_true", help="print the combinations that would run; run nothing")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the combinations that would run; run nothing (any file: uncommitted, outside code/)")
     p.add_argument("--backend", choices=("local", "ray"), default="local",
                    help="ray: one Ray task per run on a Ray cluster (pip install -r code/requirements-ray.txt)")
     p.add_argument("--address", metavar="ADDR",
                    help="ray: the cluster's head, e.g. 10.0.0.1:6379 (default: a running cluster, else a "
                         "local instance; `local`: a new local instance with --workers CPUs)")
     p.add_argument("tag", help="the experiment's name: every run of the sweep is a run of this tag")
-    p.add_argument("file", metavar="FILE.yaml", help="the sweep file, committed under code/, e.g. code/sweeps/lr.yaml")
+    p.add_argument("file", metavar="FILE.yaml",
+                   help="the sweep file, committed under code/, e.g. code/sweeps/lr.yaml (--dry-run: any file)")
 
 
 @dataclass
@@ -53,16 +56,13 @@ class Job:
 def sweep(args):
     gpus = check_flags(args)
     combinations = sweep_file.load(args.file, overrides.load_config())
-    repo, head = check_git(args.tag)
-    finished = finished_runs(args.tag)
-    todo = [c for c in combinations if sweep_file.canonical(c) not in finished]
-    print(f"runtag: sweep {args.tag}: {len(combinations)} combinations, "
-          f"{len(combinations) - len(todo)} finished already, {len(todo)} to run", flush=True)
-    if args.dry_run:
-        for combination in todo:
+    if args.dry_run:  # writes nothing, so any file may be tried first, committed or not
+        gitrepo.check_tag_name(args.tag)  # the tag names a folder that is read
+        for combination in to_run(args.tag, combinations):
             print("  " + sweep_file.argv(combination))
         return 0
-    jobs = [Job(c) for c in todo]
+    repo, head = check_git(args.tag, args.file)
+    jobs = [Job(c) for c in to_run(args.tag, combinations)]
     stopped = False
     if jobs:
         pool = RayPool(args, gpus) if args.backend == "ray" else LocalPool(slots(args, gpus))
@@ -71,6 +71,15 @@ def sweep(args):
     failed = [job for job in jobs if job.rc not in (None, 0)]  # None: never started, the sweep was stopped
     summarise(args.tag, combinations, failed)
     return 130 if stopped else 1 if failed else 0
+
+
+def to_run(tag, combinations):
+    """The combinations without a finished run under the tag, announced in one line."""
+    finished = finished_runs(tag)
+    todo = [c for c in combinations if sweep_file.canonical(c) not in finished]
+    print(f"runtag: sweep {tag}: {len(combinations)} combinations, "
+          f"{len(combinations) - len(todo)} finished already, {len(todo)} to run", flush=True)
+    return todo
 
 
 def check_flags(args):
@@ -107,11 +116,12 @@ def import_ray():
     return ray
 
 
-def check_git(tag):
+def check_git(tag, file):
     """`run`'s rules, checked once up front: every run would otherwise fail with the same line."""
     repo = gitrepo.open_repo()
     gitrepo.check_tag_name(tag)
     gitrepo.require_identity(repo)
+    check_committed(repo, file)
     dirty = gitrepo.dirty_code(repo)
     if dirty:
         raise UserError(f"code/ has uncommitted changes: {' '.join(dirty[:5])}{' ...' if len(dirty) > 5 else ''}",
@@ -122,6 +132,23 @@ def check_git(tag):
         raise UserError(f"tag {tag!r} already marks commit {marked[:10]}, not HEAD",
                         "check that commit out to resume its sweep, or choose a new tag")
     return repo, head
+
+
+def check_committed(repo, file):
+    """The sweep file shapes the runs, so the tagged commit must hold it as it is: else the sweep
+    could not be repeated from the tag. `run` checks code/ only: a file elsewhere would pass."""
+    code, path = paths.root() / "code", Path(file).resolve()
+    if not path.is_relative_to(code):
+        raise UserError(f"sweep file {file} is outside code/, so the tag would not hold it",
+                        f"move it under code/ (e.g. code/sweeps/{path.name}) and commit it; "
+                        "--dry-run reads it where it is")
+    name = path.relative_to(paths.root()).as_posix()
+    state = repo.git.status("--porcelain", "--ignored", "--untracked-files=all", "--", name)[:2]
+    if state:  # ?? untracked, !! ignored, anything else changed since HEAD
+        problem = {"??": "is untracked", "!!": "is ignored by git"}.get(state, "has uncommitted changes")
+        add = "git add -f" if state == "!!" else "git add"
+        raise UserError(f"sweep file {name} {problem}, so the tag would not hold it",
+                        f"commit it first ({add} {name} && git commit); --dry-run reads it uncommitted")
 
 
 def finished_runs(tag):
