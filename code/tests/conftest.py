@@ -76,6 +76,10 @@ class Project:
         return self.git("rev-parse", "HEAD")
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: among the slowest tests; `pytest -m 'not slow'` leaves them out")
+
+
 def need(what, present):
     """A test whose optional component is missing skips, saying so, on a user's machine. Under CI,
     whose .ci/run installs every component, it fails instead: a green CI never hides a skip."""

@@ -70,6 +70,7 @@ def read_record(path):
 
 # ---- ids ----------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_concurrent_runs_of_one_tag_get_different_ids(project):
     out = ok(project.sh(f"run -f same {SEED_RUN} & run -f same {SEED_RUN} & wait", shell="bash"))
     assert sorted(p.name for p in (project.root / "__result__/same").iterdir()) == ["0", "1"], out.stdout
@@ -114,6 +115,7 @@ def test_rerun_f_from_a_later_commit_reproduces_and_leaves_the_user_alone(projec
     assert not list((project.root / "__result__/.worktrees").iterdir())  # the worktree is gone
 
 
+@pytest.mark.slow
 def test_con_after_sigkill_equals_an_uninterrupted_run(project):
     """Kill run k mid-training (its main.py and the CLI), move HEAD and dirty the tree, `con k`
     from a worktree; then `rerun -f k`: the uninterrupted twin. Their metrics are identical."""

@@ -96,6 +96,7 @@ def test_con_force_takes_a_run_another_host_says_is_running_and_f_keeps_the_seed
     assert done["threads"] == 1  # the recorded thread count, not this machine's default
 
 
+@pytest.mark.slow
 def test_two_cons_at_once_run_one_process(project):
     run = project.start("run", "twice", *LONG)
     try:
@@ -174,6 +175,7 @@ def test_a_run_whose_launcher_is_killed_stops_interrupted(project):
 
 # ---- threads -------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_rerun_f_runs_with_the_recorded_threads(project):
     project.cli("run", "-f", "thr", "epochs=1", env={"OMP_NUM_THREADS": "1"}, check=True)
     assert project.record("thr", 0)["threads"] == 1

@@ -231,6 +231,7 @@ def test_group_by_tag_is_mean_and_sample_std_per_tag(tmp_path, monkeypatch, caps
     assert f"{np.mean(acc):.4g} ± {np.std(acc, ddof=1):.4g}" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_group_folds_runs_of_one_configuration_not_of_one_tag(lab):
     """Issue 11: a mean over different overrides is not a result. `--group` is one row per tag
     and configuration; a fresh seed, a fixed one (-f) or overrides typed in another order do not

@@ -199,6 +199,7 @@ def test_dry_run_reads_any_sweep_file_and_writes_nothing(project, tmp_path, wher
 
 # --- real sweeps -------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_sweep_runs_every_combination_once_and_a_repeat_runs_nothing(project):
     path = sweep_file_in(project, "four", FOUR)
     out = project.cli("sweep", "four", path, "--workers", "2", check=True)
@@ -229,6 +230,7 @@ def test_a_failing_run_leaves_the_others_finished_and_the_status_non_zero(projec
     assert "data=missing" in fail and "failed" in fail and "__data__/missing" in fail
 
 
+@pytest.mark.slow
 def test_gpu_workers_each_see_their_gpu(project):
     path = sweep_file_in(project, "gpus", "default: {epochs: 1, device: cpu}\n---\nchannels: [4, 5, 6, 7]\n")
     project.cli("sweep", "gpus", path, "--gpus", "0,1", "--per-gpu", "2", check=True)
@@ -303,6 +305,7 @@ def end_group(pgid):
     raise AssertionError("Ray processes were still alive after `ray start --block` ended: killed")
 
 
+@pytest.mark.slow
 def test_the_ray_backend_runs_the_sweep_on_a_cluster(project):
     need_module("ray")
     path = sweep_file_in(project, "ray", "default: {epochs: 1, device: cpu}\n---\nchannels: [4, 8]\n")
@@ -318,6 +321,7 @@ def test_the_ray_backend_runs_the_sweep_on_a_cluster(project):
     assert out.stdout.count("DONE  ray/") == 2 and out.stdout.count("START ray/") == 2
 
 
+@pytest.mark.slow
 def test_ctrl_c_reaches_the_runs_of_ray_tasks(project):
     need_module("ray")
     sweep, out = ctrl_c_once_two_run(project, "rlong", "--backend", "ray", "--address", "local",

@@ -64,7 +64,7 @@ def test_run_folder_layout(demo):
     run = demo.run_dir("demo", 0)
     events = [p.name for p in (run / "tensorboard").iterdir()]
     assert events and all(name.startswith("events.out.tfevents.") for name in events)
-    assert tree(run) == sorted(["log", "statistic.json", "tensorboard/", "checkpoint/",
+    assert tree(run) == sorted(["lock", "log", "statistic.json", "tensorboard/", "checkpoint/",
                                 "checkpoint/epoch_1.pth", "checkpoint/epoch_2.pth",
                                 "checkpoint/epoch_last.pth", "checkpoint/epoch_best.pth"]
                                + [f"tensorboard/{name}" for name in events])
@@ -137,6 +137,7 @@ def test_statistic_is_always_parseable_during_a_run(project):
     assert json.loads(path.read_text())["status"] == "finished"
 
 
+@pytest.mark.slow
 def test_resume_from_checkpoint_is_identical(project):
     project.cli("run", "-f", "a", "epochs=4", "keep_checkpoints=0", "checkpoint_interval=0", check=True)
     full = project.run_dir("a", 0)
