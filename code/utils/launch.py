@@ -111,7 +111,7 @@ def con(args):
 
 
 def add_rerun(p):
-    p.add_argument("-f", action="store_true", help="the seed of the run repeated, for a bit-identical result")
+    p.add_argument("-f", action="store_true", help="the seed (and CPU thread count) of the run repeated, for a bit-identical result")
     add_processes(p)
     p.add_argument("spec", metavar="TAG[/ID]", help="the run whose overrides to use (default id 0)")
 
