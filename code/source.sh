@@ -40,8 +40,10 @@ expels()  { _runtag expels "$@"; }
 # Tab completion: a verb's options after `-`, else existing tags (and tag/id for the verbs that
 # take one), else file names. bash calls this with the command, the word and the word before;
 # zsh's bashcompinit does the same (under sh emulation: keep this plain POSIX-ish).
+# Names are data: any folder under a shared __result__ can be named `$(...)`, and `compgen -W`
+# would run it. So the words are matched one line at a time, never expanded.
 _runtag_complete() {
-    local words
+    local words word
     case "$2" in
         -*) words=$(_runtag tags --options "$1" 2>/dev/null) ;;
         *)  case "$1:$3" in
@@ -53,7 +55,12 @@ _runtag_complete() {
                 *) words=$(_runtag tags --runs 2>/dev/null) ;;
             esac ;;
     esac
-    COMPREPLY=($(compgen -W "$words" -- "$2"))
+    COMPREPLY=()
+    while IFS= read -r word; do
+        case "$word" in "$2"*) [ -n "$word" ] && COMPREPLY+=("$word") ;; esac
+    done <<EOF
+$words
+EOF
 }
 if [ -n "${ZSH_VERSION:-}" ]; then
     # compinit -u: no question about insecure directories; -D: no dump file written.

@@ -1,6 +1,7 @@
 """Writes that must never be seen half-done: temporary file, fsync, rename."""
 import fcntl
 import json
+import math
 import os
 import tempfile
 from contextlib import contextmanager
@@ -17,8 +18,10 @@ def write_bytes(path, data):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.filename is None:
+            err.filename = str(path)  # a failed write() names no file: "no space ... while writing <path>"
         raise
 
 
@@ -27,7 +30,23 @@ def write_text(path, text):
 
 
 def write_json(path, obj):
-    write_text(path, json.dumps(obj, indent=2) + "\n")
+    write_text(path, json_text(obj))
+
+
+def json_text(obj):
+    """Strict JSON, indented: a diverged run's NaN or infinity becomes the string "nan", "inf" or
+    "-inf" (bare NaN is not JSON; pandas still reads these strings as numbers)."""
+    return json.dumps(finite(obj), indent=2, allow_nan=False) + "\n"
+
+
+def finite(obj):
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    return obj
 
 
 @contextmanager

@@ -55,8 +55,10 @@ def execute(checkout, run_dir, resume=False, nproc=None, nnodes=1, node_rank=0, 
         if child:
             os.killpg(child[0].pid, signum)
 
-    # Before the child exists: a Ctrl-C from here on is never lost (issue: the first moments).
+    # Before the child exists: a Ctrl-C from here on is never lost. A closed terminal (SIGHUP)
+    # stops nothing: we and the run (which inherits the ignoring) go on; the run's log keeps it all.
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
         if not stopped:
             child.append(subprocess.Popen(cmd, env=env, process_group=0, pass_fds=lock,

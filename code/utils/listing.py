@@ -55,7 +55,7 @@ def add_tag_names(p):
 def tag_names(args):
     """Words for the shell's tab completion (source.sh): tags, runs, lists, or a verb's options."""
     if args.options:
-        print(" ".join(options(args.options)))
+        print("\n".join(options(args.options)))
     elif args.lists:
         print("\n".join(sorted(p.stem for p in (paths.statistic() / "exper-list").glob("*.txt"))))
     elif args.unfinished:  # what `con` can take
@@ -119,7 +119,8 @@ def best(record):
     value = record.get("metrics", {}).get(f"best/{name.replace('/', '_')}")
     if value is None:
         return "-"
-    return f"{name} {value:.4f} @{record['metrics'].get('best/epoch', '?')}"
+    shown = f"{value:.4f}" if isinstance(value, (int, float)) else value  # "nan": a run that diverged
+    return f"{name} {shown} @{record['metrics'].get('best/epoch', '?')}"
 
 
 def duration(seconds):

@@ -3,7 +3,7 @@
 Disk writes (statistic.json, checkpoints) go to one background thread, in order, so the
 training loop does not wait on fsync; `drain()` waits for them before anything is concluded.
 """
-import json
+import errno
 import os
 import resource
 import socket
@@ -36,6 +36,8 @@ class Recorder:
         self.previous_s = self.record["duration_s"] if resume else 0.0
         self.background = ThreadPoolExecutor(1, thread_name_prefix="runtag-writer")
         self.tee = log.tee_stdout(self.log)
+        self.reserve = Reserve(self.dir)
+        self.trained = False  # set by the first epoch
         self.record.update(
             status="running", pid=os.getpid(), host=socket.gethostname(), end=None,
             epochs=args.epochs, world_size=world_size, nnodes=nnodes,
@@ -59,6 +61,7 @@ class Recorder:
         self.writer.add_scalar("time/epoch_s", seconds, epoch)
         self.writer.add_scalar("time/samples_per_s", samples / seconds, epoch)
         self.writer.add_scalar("memory/peak_mb", peak_memory_mb(self.cuda), epoch)
+        self.trained = True
         m = self.record["metrics"]
         m.update({f"last/{flat(k)}": v for k, v in metrics.items()})
         if best_epoch == epoch:
@@ -88,24 +91,33 @@ class Recorder:
     def duration(self):
         return round(self.previous_s + time.time() - self.started, 3)
 
-    def finish(self, status, metrics=None):
-        """The final record, written synchronously after every pending write."""
+    def finish(self, status, metrics=None, error=None):
+        """The final record, written synchronously after every pending write. A write that
+        failed in the background fails a run that would otherwise have finished."""
         if not self.active:
             return
         try:
             self.drain()
+        except OSError as err:
+            if status == "finished":
+                status, error = "failed", self.failure(err)
         finally:
             self.background.shutdown()
-            self.record["metrics"].update(metrics or {})
-            if status == "finished":
-                self.hparams(metrics or {})
-            self.writer.close()
-            self.record.update(status=status, end=runs.now(), duration_s=self.duration())
-            runs.write(self.dir, self.record)
-            if status == "finished":
-                atomic.append_lines(paths.statistic() / "exper-list" / "finished.txt",
-                                    [f"{self.record['tag']}/{self.record['id']}"])
-            self.tee.close()  # stdout is the terminal's again
+        self.record["metrics"].update(metrics or {})
+        if status == "finished":
+            self.hparams(metrics or {})
+        quietly(self.writer.close)  # on a full disk its last events are lost, not the record
+        duration = self.duration() if self.trained else self.previous_s  # a con that failed to start adds nothing
+        self.record.update(status=status, end=runs.now(), duration_s=duration)
+        if error:
+            self.record["error"] = error
+        self.reserve.release()
+        runs.write(self.dir, self.record)
+        self.reserve.path.unlink(missing_ok=True)
+        if status == "finished":
+            atomic.append_lines(paths.statistic() / "exper-list" / "finished.txt",
+                                [f"{self.record['tag']}/{self.record['id']}"])
+        self.tee.close()  # stdout is the terminal's again
 
     def hparams(self, metrics):
         """The run's hyperparameters and final metrics for TensorBoard's HParams dashboard."""
@@ -119,9 +131,57 @@ class Recorder:
             self.writer.add_scalar(key, value, self.record["epoch"])
 
     def fail(self):
-        """The traceback into the log (from whichever rank raised), the status `failed`."""
+        """The traceback into the log (from whichever rank raised), the status `failed`. A full
+        disk is one line, in the log and on stderr, after the reserve is freed to say it."""
+        err = sys.exc_info()[1]
+        if self.active and no_space(err):
+            self.finish("failed", error=self.failure(no_space(err)))
+            return
         log.write_traceback(self.log, "" if self.active else f"[rank {os.environ.get('RANK')}] ")
-        self.finish("failed")
+        self.finish("failed", error=f"{type(err).__name__}: {err}"[:500])
+
+    def failure(self, err):
+        """`no space left on device while writing <file>`, in the log and on stderr; the text."""
+        self.reserve.release()
+        what = f"{err.strerror.lower() if err.strerror else err} while writing {err.filename or 'a file'}"
+        line = f"runtag: {self.record['tag']}/{self.record['id']} failed: {what} — free space, then `con`"
+        quietly(lambda: print(line, file=self.tee.file, flush=True))
+        log.Echo(sys.stderr).write(line + "\n")
+        return what
+
+
+def no_space(err):
+    """The ENOSPC error among err and the errors it was raised while handling, or None."""
+    while err is not None:
+        if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+            return err
+        err = err.__context__
+    return None
+
+
+def quietly(fn):
+    try:
+        fn()
+    except OSError:
+        pass
+
+
+class Reserve:
+    """A little disk space held back (`.reserve` in the run folder) and freed when the disk is
+    full, so that the failed run can still write its last record and say why."""
+
+    SIZE = 256 * 1024
+
+    def __init__(self, directory):
+        self.path = Path(directory) / ".reserve"
+        try:
+            with open(self.path, "wb") as f:
+                f.write(bytes(self.SIZE))  # real blocks, not a sparse file
+        except OSError:
+            self.path.unlink(missing_ok=True)
+
+    def release(self):
+        self.path.unlink(missing_ok=True)
 
 
 def flat(key):
@@ -129,7 +189,7 @@ def flat(key):
 
 
 def dumps(record):
-    return (json.dumps(record, indent=2) + "\n").encode()
+    return atomic.json_text(record).encode()
 
 
 def json_safe(d):

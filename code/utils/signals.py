@@ -34,6 +34,7 @@ def stop():
 def install():
     for sig in STOPS:
         signal.signal(sig, handle)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a closed terminal stops the echo, not the run
 
 
 def arm():
