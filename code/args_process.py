@@ -1,19 +1,32 @@
 """Check the config and derive what follows from it. A wrong value is one line naming the key."""
+import ast
+import functools
+import os
+import re
+from pathlib import Path
 from types import SimpleNamespace
 
+from utils import paths
 from utils.errors import UserError
 
 CHOICES = {
     "optimizer": ("adam", "adamw", "sgd"),
     "lr_schedule": ("none", "step", "cosine"),
     "best_mode": ("max", "min"),
+    "best_metric": ("val/acc", "val/loss", "train/acc", "train/loss"),  # what main.py's epochs report
 }
 POSITIVE = ("lr", "epochs", "batch_size", "checkpoint_every", "channels", "lr_step")
 NON_NEGATIVE = ("checkpoint_interval", "patience", "keep_checkpoints", "num_workers", "weight_decay", "momentum")
+NUMBERS = POSITIVE + NON_NEGATIVE + ("dropout", "val_ratio", "test_ratio", "lr_gamma", "split_seed")
+DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
+LONGEST = 1000  # characters of a string value: more is a slip of the shell, and no name or path
 
 
 def check(cfg):
-    """Validate a config dict (config.py plus overrides); cheap, imports no torch."""
+    """Validate a config dict (config.py plus overrides); cheap, imports no torch. Whatever
+    passes here runs: a value the run would only trip over later would leave a tag and a
+    `failed` run behind for a typo."""
+    check_types(cfg)
     for key, allowed in CHOICES.items():
         if cfg[key] not in allowed:
             bad(key, cfg[key], "one of " + ", ".join(allowed))
@@ -27,12 +40,51 @@ def check(cfg):
         bad("dropout", cfg["dropout"], "a number in [0, 1)")
     if not (0 < cfg["val_ratio"] and 0 < cfg["test_ratio"] and cfg["val_ratio"] + cfg["test_ratio"] < 1):
         bad("val_ratio", (cfg["val_ratio"], cfg["test_ratio"]), "val_ratio, test_ratio > 0 with a sum < 1")
-    if not str(cfg["device"]).startswith(("auto", "cpu", "cuda")):
+    if not (isinstance(cfg["device"], str) and DEVICE.fullmatch(cfg["device"])):
         bad("device", cfg["device"], "auto, cpu, cuda or cuda:N")
+    check_names(cfg)
+
+
+def check_types(cfg):
+    for key, value in cfg.items():
+        if isinstance(value, str) and len(value) > LONGEST:
+            bad(key, value, f"at most {LONGEST} characters")
+    for key in NUMBERS:  # None passes the type check of overrides (a default may be None)
+        if isinstance(cfg[key], bool) or not isinstance(cfg[key], (int, float)):
+            bad(key, cfg[key], "a number")
+
+
+def check_names(cfg):
+    """The data set and the model are looked up by name only once the run has started."""
+    data = cfg["data"]
+    if data != "digits" and not (isinstance(data, str) and data not in ("", ".", "..") and "/" not in data
+                                 and os.path.isdir(paths.data() / data)):  # isdir: False for a name too long
+        bad("data", data, "digits, or the name of a folder under __data__/ (see dataloader.py)")
+    models = known_models()
+    if models and cfg["model"] not in models:
+        bad("model", cfg["model"], "one of " + ", ".join(sorted(models)) + " (the names model.build() knows)")
+
+
+@functools.cache
+def known_models():
+    """The names model.build() knows: the strings model.py compares `args.model` with. Read,
+    not imported: importing torch takes seconds. Empty when it names none that way (a registry
+    of its own, or a model.py that does not parse): then build() alone decides."""
+    try:
+        tree = ast.parse(Path(__file__).with_name("model.py").read_text())
+    except (OSError, SyntaxError, ValueError):
+        return frozenset()
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare) and ast.unparse(node.left) == "args.model":
+            names.update(c.value for side in node.comparators for c in ast.walk(side)
+                         if isinstance(c, ast.Constant) and isinstance(c.value, str))
+    return frozenset(names)
 
 
 def bad(key, value, expected):
-    raise UserError(f"invalid config value {key}={value!r}", f"use {expected}")
+    shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."  # one line, readable
+    raise UserError(f"invalid config value {key}={shown}", f"use {expected}")
 
 
 def process(cfg):

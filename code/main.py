@@ -8,6 +8,7 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
 from utils import signals
 
@@ -20,7 +21,8 @@ import args_process  # noqa: E402
 import dataloader  # noqa: E402
 import epoch  # noqa: E402
 import model as models  # noqa: E402
-from state import State, load_checkpoint, seed_everything, unwrap  # noqa: E402
+from state import (State, Unloadable, best_checkpoint, listing, load_checkpoint, resume_point,  # noqa: E402
+                   seed_everything, unwrap)
 from utils import distributed, overrides, paths, runlock, runs  # noqa: E402
 from utils.errors import UserError, report  # noqa: E402
 from utils.recorder import Recorder  # noqa: E402
@@ -54,8 +56,10 @@ def train(args, rec, record, resume):
     optimizer = build_optimizer(net, args)
     scheduler = build_scheduler(optimizer, args)
     state = State(net, optimizer, scheduler, args.best_mode)
-    if resume:
-        state.load(rec.checkpoints / "epoch_last.pth")
+    if resume:  # (checkpoint, skipped): see resume_from()
+        state.load_state_dict(resume[0])
+        if resume[1]:
+            warn(rec, f"skipped {listing(resume[1])}; continuing after epoch {state.epoch}")
         print(f"continuing after epoch {state.epoch}")
 
     try:
@@ -84,10 +88,41 @@ def train(args, rec, record, resume):
 
     rec.drain()  # the best checkpoint is on disk before any process reads it back
     distributed.barrier()
-    unwrap(net).load_state_dict(load_checkpoint(rec.checkpoints / "epoch_best.pth")["model"])
+    load_best(net, rec, state)
     test_loss, test_acc = epoch.evaluate(net, test_loader, args.device, "test")
     print(f"test (best epoch {state.best_epoch}): loss {test_loss:.4f} acc {test_acc:.4f}")
     return {"test/loss": test_loss, "test/acc": test_acc}
+
+
+def resume_from(run_dir, record):
+    """The newest checkpoint of the run that loads, and the newer ones skipped. Read before the
+    run starts, so that a run with none is refused in one line and keeps its status."""
+    try:
+        return resume_point(Path(run_dir) / "checkpoint")
+    except Unloadable as err:
+        name = f"{record['tag']}/{record['id']}"
+        raise UserError(f"no checkpoint of {name} loads: {err.why}", f"`rerun {name}` to start it again") from None
+
+
+def load_best(net, rec, state):
+    """The best epoch's weights for the test. Should no file of it load, the run still ends: it
+    tests the last weights, and says so."""
+    found, skipped = best_checkpoint(rec.checkpoints, state.best_epoch)
+    if found:
+        unwrap(net).load_state_dict(found[1]["model"])
+    if skipped:
+        tested = (f"the best epoch {state.best_epoch} from checkpoint/{found[0].name}" if found else
+                  f"the last weights (epoch {state.epoch}), not the best (epoch {state.best_epoch})")
+        warn(rec, f"skipped {listing(skipped)}; testing {tested}")
+
+
+def warn(rec, text):
+    """One line on stderr, and in the log (which has only stdout). Rank 0 only."""
+    if rec.active:
+        line = f"runtag: warning: {text}"
+        print(line, file=sys.stderr, flush=True)
+        with open(rec.log, "a") as f:
+            f.write(line + "\n")
 
 
 def prepare(cli):
@@ -110,7 +145,7 @@ def prepare(cli):
 def parse(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run-dir", help="the run folder, made by `run`/`con`/`rerun`")
-    p.add_argument("--resume", action="store_true", help="continue from checkpoint/epoch_last.pth")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint that loads")
     p.add_argument("overrides", nargs="*", help="key=value, alone only (a run folder has its own)")
     return p.parse_args(argv)
 
@@ -123,13 +158,14 @@ def main(argv=None):
         run_dir, record = distributed.from_rank0(lambda: prepare(cli))
         args = args_process.process(overrides.apply(overrides.load_config(), record["overrides"]))
         args.device = distributed.device(args)
+        resume = cli.resume and resume_from(run_dir, record)
     except UserError as err:
         return report(err) if rank == 0 else 2
 
     rec = Recorder(run_dir, args, cli.resume, world_size, distributed.nnodes(), active=rank == 0)
     try:
         signals.arm()  # a Ctrl-C noted while starting up is raised here
-        metrics = train(args, rec, record, cli.resume)
+        metrics = train(args, rec, record, resume)
     except signals.Interrupted as why:
         print(f"interrupted by {why}")
         rec.finish("interrupted")

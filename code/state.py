@@ -11,6 +11,9 @@ import torch
 
 from utils import atomic, distributed
 
+EPOCH_FILE = re.compile(r"epoch_(\d+)\.pth")
+STATE_KEYS = {"model", "optimizer", "scheduler", "epoch", "best", "best_epoch", "stale", "rng"}  # what a resume needs
+
 
 class State:
     def __init__(self, model, optimizer, scheduler, best_mode="max"):
@@ -120,16 +123,121 @@ def prune(directory, keep):
         return
     pinned = {os.readlink(directory / n) for n in ("epoch_last.pth", "epoch_best.pth")
               if (directory / n).is_symlink()}
-    epochs = sorted((p for p in directory.glob("epoch_*.pth") if re.fullmatch(r"epoch_\d+\.pth", p.name)),
-                    key=lambda p: int(p.stem.split("_")[1]))
-    others = [p for p in epochs if p.name not in pinned]
+    others = [p for p in epoch_files(directory)[::-1] if p.name not in pinned]
     for p in others[:-keep]:
         p.unlink()
 
 
+def epoch_files(directory):
+    """The folder's epoch_<n>.pth, newest epoch first."""
+    if not directory.is_dir():
+        return []
+    found = [(int(m[1]), p) for p in directory.iterdir() if (m := EPOCH_FILE.fullmatch(p.name))]
+    return [p for _, p in sorted(found, key=lambda f: f[0], reverse=True)]
+
+
+class Unloadable(Exception):
+    """A checkpoint that does not load: `path`, and `why` in a few words."""
+
+    def __init__(self, path, why):
+        super().__init__(Path(path), why)
+        self.path, self.why = Path(path), why
+
+    def __str__(self):
+        return f"{self.path.parent.name}/{self.path.name} ({self.why})"
+
+
+def listing(errors, most=3):
+    """`checkpoint/epoch_7.pth (truncated), ...`: the skipped files in one line."""
+    named = ", ".join(map(str, errors[:most]))
+    return named + (f" and {len(errors) - most} more" if len(errors) > most else "")
+
+
+def resume_point(directory):
+    """Where a continued run goes on from: (checkpoint, skipped), the newest checkpoint in
+    `directory` that loads and the newer ones that do not (Unloadable). Tried in order: the file
+    epoch_last points at (the last write's own word), then every epoch file, newest first.
+    None loads: Unloadable for the folder, listing them, and nothing changed in it."""
+    last = directory / "epoch_last.pth"
+    named = [directory / os.readlink(last)] if last.is_symlink() else []
+    skipped = []
+    for path in dict.fromkeys(named + epoch_files(directory)):
+        try:
+            ckpt = loaded(path, STATE_KEYS)
+        except Unloadable as err:
+            skipped.append(err)
+            continue
+        remove_temporaries(directory)  # the run goes on, and will write here
+        return ckpt, skipped
+    raise Unloadable(directory, listing(skipped) or "no epoch file")
+
+
+def best_checkpoint(directory, epoch):
+    """The best epoch's weights for the test: (path, checkpoint) from epoch_best.pth, else from
+    epoch_<epoch>.pth, each only if it holds that epoch, or None; and the files skipped."""
+    best, own = directory / "epoch_best.pth", directory / f"epoch_{epoch}.pth"
+    skipped = []
+    for path in [best] + ([own] if os.path.realpath(own) != os.path.realpath(best) else []):
+        try:
+            ckpt = loaded(path, {"model", "epoch"})
+        except Unloadable as err:
+            skipped.append(err)
+            continue
+        if ckpt["epoch"] == epoch:
+            return (path, ckpt), skipped
+        skipped.append(Unloadable(path, f"holds epoch {ckpt['epoch']}, not the best {epoch}"))
+    return None, skipped
+
+
+def remove_temporaries(directory):
+    """Remove what killed writes left: `.epoch_<n>.pth.*.tmp` (atomic.write_bytes) and
+    `.epoch_last.pth.tmp` (point()). No link names them, and none belongs to a live write: one
+    process owns a run folder (its lock), and this one writes only after every rank resumed."""
+    for tmp in directory.glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
+def loaded(path, keys):
+    """A checkpoint that loads and holds `keys`, or Unloadable."""
+    ckpt = load_checkpoint(path)
+    if not isinstance(ckpt, dict) or not keys <= ckpt.keys():
+        raise Unloadable(path, "not a training state")
+    return ckpt
+
+
 def load_checkpoint(path, map_location="cpu"):
-    # weights_only: a checkpoint is data, not code. The state holds only tensors and plain types.
-    return torch.load(path, map_location=map_location, weights_only=True)
+    """A checkpoint's contents, or Unloadable saying why not. weights_only: a checkpoint is data,
+    not code (the state holds only tensors and plain types), so one that carries code is refused,
+    and torch's advice to load it with weights_only=False is not passed on."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except MemoryError:
+        raise
+    except Exception as err:  # noqa: BLE001 -- anything else torch.load raises is the file's fault
+        raise Unloadable(path, why_unloadable(path, err)) from None
+
+
+def why_unloadable(path, err):
+    """A few words on a checkpoint that does not load."""
+    if isinstance(err, FileNotFoundError):
+        return "missing"
+    if isinstance(err, OSError):
+        return err.strerror or str(err)
+    code = re.search(r"GLOBAL ([\w.]+)", str(err))
+    if code:  # weights_only's refusal of a pickled function or class
+        return f"carries code: {code[1]}, refused"
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as gone:
+        return gone.strerror or str(gone)
+    if not head:
+        return "empty"
+    if head != b"PK\x03\x04":  # torch.save writes a zip archive
+        return "not a PyTorch checkpoint"
+    if "central directory" in str(err):  # a zip's index is at its end
+        return "truncated"
+    return f"damaged: {str(err).splitlines()[0][:120]}"
 
 
 def copied(tree):

@@ -56,8 +56,9 @@ def test_default_goes_into_every_run_and_a_document_overrides_it():
 def test_values_are_those_the_command_line_gives():
     # YAML 1.1 reads 1e-3 as a string; an int for a float key becomes a float, as `run lr=1` does
     assert parse("lr: [1e-3, 1]\n") == [{"lr": 0.001}, {"lr": 1.0}]
-    for combo in parse("data: ['3', 'True', x, ' a']\nlr: [0.25]\n"):
-        assert overrides.parse(sweep_file.words(combo), CONFIG) == combo
+    config = {**CONFIG, "note": ""}  # a free string key: `data` must now name real data
+    for combo in sweep_file.parse("note: ['3', 'True', x, ' a']\nlr: [0.25]\n", config, name="s.yaml"):
+        assert overrides.parse(sweep_file.words(combo), config) == combo
 
 
 @pytest.mark.parametrize("text, names", [
@@ -222,6 +223,7 @@ def test_a_sweep_runs_every_combination_once_and_a_repeat_runs_nothing(project):
 
 def test_a_failing_run_leaves_the_others_finished_and_the_status_non_zero(project):
     path = sweep_file_in(project, "fails", "default: {epochs: 2, device: cpu}\n---\ndata: [missing, digits]\n")
+    (project.root / "__data__/missing").mkdir(parents=True)  # a data folder without its data.npz
     out = project.cli("sweep", "fails", path, "--workers", "2")
     assert out.returncode == 1
     status = {r["overrides"]["data"]: r["status"] for r in records(project, "fails")}

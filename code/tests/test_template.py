@@ -191,6 +191,7 @@ def test_invalid_config_value_is_one_line(project, argv, key):
 
 
 def test_failing_experiment_is_recorded(project):
+    (project.root / "__data__/missing").mkdir(parents=True)  # a data folder without its data.npz
     out = project.cli("run", "-f", "broken", "data=missing", "epochs=2")
     assert out.returncode != 0
     record = project.record("broken", 0)

@@ -39,6 +39,7 @@ class Parser(argparse.ArgumentParser):
     def error(self, message):
         # argparse counts an empty `key=value ...` list as missing; it is optional
         message = message.replace("required: tag, key=value", "required: tag")
+        message = " ".join(message.splitlines())  # an option typed with a line break in it: still one line
         raise UserError(f"{self.prog}: {message}", f"see `{self.prog} --help`")
 
 

@@ -1,10 +1,12 @@
 """Git, read mostly: tags, the dirty check, worktrees. Never the user's tree, index, branch or stash."""
 import os
+import re
 import shutil
 import socket
 import subprocess
 import tempfile
 from contextlib import contextmanager
+from pathlib import Path
 
 import git
 
@@ -35,15 +37,40 @@ def require_identity(repo):
                         'set one: git config user.name "You" && git config user.email you@example.com')
 
 
+TAG = re.compile(r"[A-Za-z0-9+][A-Za-z0-9._+-]{0,99}")  # ASCII (\w would take any script); no `=`: `run epochs=3`
+TAG_CHARS = "at most 100 of A-Z a-z 0-9 - _ . +, not starting with - . _, without .., not ending in . or .lock"
+PSEUDO_REF = re.compile(r"(?i:head)|[A-Z_]+_HEAD")  # `head` is HEAD on a case-insensitive disk
+COMMIT_ID = re.compile(r"[0-9a-fA-F]{4,40}")  # git takes 4 hex digits or more as an abbreviated id
+
+
 def check_tag_name(tag):
-    """A name git accepts for a tag, and one folder under __result__: no `/`. No `,` either:
-    TensorBoard's --logdir_spec and the experiment lists separate names with it. A leading
-    `_` is ours (`_debug`), a leading `.` hidden, a leading `-` an option."""
-    ok = tag and not set(tag) & set("/,") and not tag.startswith(("-", ".", "_")) and subprocess.run(
-        ["git", "check-ref-format", f"refs/tags/{tag}"], capture_output=True).returncode == 0
-    if not ok:
-        raise UserError(f"invalid tag name {tag!r}",
-                        "use letters, digits, - and . (no / , spaces, .., ~^:?*[ or a leading . _ -)")
+    """A tag is also a folder under __result__, a word in the shell lines we print (`rerun TAG`)
+    and a name in git's revision syntax: only characters that mean nothing to a shell or to git.
+    `t$(cmd)` pasted into a shell would run cmd. No `/`, no `,` either: TensorBoard's
+    --logdir_spec and the experiment lists separate names with it. A leading `_` is ours
+    (`_debug`), a leading `.` hidden, a leading `-` an option; 100 characters stay far from the
+    file system's 255 bytes. A name git resolves to something else (first) is refused too."""
+    if not TAG.fullmatch(tag) or ".." in tag or tag.endswith((".", ".lock")):
+        raise UserError(f"invalid tag name {shown(tag)}", f"use {TAG_CHARS}")
+    reason = ("git reserves it" if PSEUDO_REF.fullmatch(tag) else
+              "git reads it as a commit id" if COMMIT_ID.fullmatch(tag) else
+              f"git reads it as {ref}" if (ref := other_ref(tag)) else None)
+    if reason:
+        raise UserError(f"invalid tag name {tag!r}: {reason}", "choose another name: git would mix the two up")
+
+
+def shown(text, limit=60):
+    """A name as a message shows it: quoted, escaped, and cut short enough to read."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} characters)"
+
+
+def other_ref(name):
+    """The ref git reads `name` as when it is not our tag: `refs/heads/name` (a branch),
+    `refs/stash`, ...; '' for none, or outside a repository."""
+    out = subprocess.run(["git", "rev-parse", "--verify", "-q", "--symbolic-full-name", name], cwd=paths.root(),
+                         capture_output=True, text=True)
+    ref = out.stdout.strip() if out.returncode == 0 else ""
+    return "" if ref == f"refs/tags/{name}" else ref
 
 
 def dirty_code(repo):
@@ -123,8 +150,40 @@ def remove_worktree(repo, where):
 
 
 def remove_orphans(repo, base):
-    """Worktrees of a `con`/`rerun` that was killed: their folder names a pid of this host that is gone."""
-    for d in base.iterdir():
-        _, pid, rest = (d.name.split(".", 2) + ["", ""])[:3]
-        if pid.isdigit() and rest.rsplit(".", 1)[0] == socket.gethostname() and not runs.alive(int(pid)):
+    """Worktrees of a `con`/`rerun` that was killed: their folder names a pid of this host that is
+    gone. Its run may not be: a main.py orphaned by a SIGKILL of its launcher goes on from the
+    worktree, so one that a live process works in (its cwd, or a path in its command line) stays."""
+    leftovers = [d for d in base.iterdir() if owner_gone(d.name)]
+    words = process_paths() if leftovers else []
+    for d in leftovers:
+        if not in_use(d, words):
             remove_worktree(repo, d)
+
+
+def owner_gone(name):
+    """Whether a worktree's name, `<commit>.<pid>.<host>.<random>`, is of a pid of this host that is gone."""
+    _, pid, rest = (name.split(".", 2) + ["", ""])[:3]
+    return pid.isascii() and pid.isdigit() and len(pid) < 10 and rest.rsplit(".", 1)[0] == socket.gethostname() \
+        and not runs.alive(int(pid))  # < 10 digits: os.kill() of a larger number overflows
+
+
+def in_use(folder, words):
+    """Whether one of the words is the folder or a path inside it (not merely one that starts alike)."""
+    under = re.compile("|".join(re.escape(str(p)) + "(/|$)" for p in {folder, Path(os.path.realpath(folder))}))
+    return any(under.search(word) for word in words)
+
+
+def process_paths():
+    """The working directory and command-line words of every process of this host we may read.
+    Without /proc (not Linux) nothing can be told: the pid in the name decides alone."""
+    words = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            words.append(os.readlink(proc / "cwd"))
+        except OSError:  # gone meanwhile, or another user's
+            pass
+        try:
+            words += (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            pass
+    return words

@@ -101,10 +101,12 @@ def con(args):
         raise UserError(f"{name_of(record)} is still running (pid {record['pid']} on {record['host']})",
                         "wait for it, stop it, or `con --force` if that process is gone")
     gitrepo.require_commit(repo, record["commit"], name_of(record))
-    if not (run_dir / "checkpoint" / "epoch_last.pth").exists():
+    # Any epoch file, not only what epoch_last names: main.py goes on from the newest that loads
+    # (loading is not for here: gigabytes, and torch's import) and refuses, status kept, if none does.
+    if not any(p.is_file() for p in (run_dir / "checkpoint").glob("epoch_[0-9]*.pth")):
         raise UserError(f"{name_of(record)} has no checkpoint to continue from",
                         f"`rerun {name_of(record)}` to start it again")
-    print(f"runtag: continuing {name_of(record)} from its last checkpoint", flush=True)
+    print(f"runtag: continuing {name_of(record)} from its newest checkpoint that loads", flush=True)
     with gitrepo.checkout_of(repo, record["commit"]) as where:
         return execute(where, run_dir, resume=True, nproc=args.nproc or per_node(record, args), args=args,
                        threads=record.get("threads"))

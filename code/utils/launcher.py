@@ -75,7 +75,7 @@ def execute(checkout, run_dir, resume=False, nproc=None, nnodes=1, node_rank=0, 
         if run_dir:
             conclude(run_dir, "interrupted", ("running",))
         return 128 + stopped[0]
-    if run_dir and rc != 0 and (nproc > 1 or nnodes > 1):  # a rank crashed and the launcher stopped the others
+    if run_dir and rc not in (0, 2) and (nproc > 1 or nnodes > 1):  # a rank crashed (2: a mistake, said by rank 0)
         conclude(run_dir, "failed", ("running", "interrupted"))
     return rc if rc >= 0 else 128 - rc
 

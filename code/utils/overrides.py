@@ -25,16 +25,22 @@ def parse(items, config):
         key = key.strip()
         if not sep or not key.isidentifier():
             raise UserError(f"malformed override {item!r}", "write key=value, e.g. lr=0.01")
+        if len(text) > MAX_VALUE:
+            raise UserError(f"invalid config value {key}=<{len(text)} characters>",
+                            f"give a value of at most {MAX_VALUE} characters")
         out[key] = value(text)
     check(out, config)
     return out
+
+
+MAX_VALUE = 1000  # characters: no config value is longer, and literal_eval of a huge one can recurse to death
 
 
 def value(text):
     """A Python literal when it is one (0.1, 3, True, [1, 2], 'x'), else the plain string."""
     try:
         return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
+    except (ValueError, SyntaxError, RecursionError, MemoryError):  # deep nesting: `-----...1`
         return text
 
 

@@ -28,8 +28,18 @@ def allocate(tag):
 
 
 def ids(tag):
-    base = paths.results() / tag
-    return sorted(int(p.name) for p in base.iterdir() if p.name.isdigit()) if base.is_dir() else []
+    """The ids of a tag's run folders; [] for a tag without a folder, or a name no folder can have
+    (too long, a NUL). Only ASCII digits: str.isdigit() also takes `²` and `٣`, which int() refuses
+    or reads as 3."""
+    try:
+        names = os.listdir(paths.results() / tag)
+    except (OSError, ValueError):
+        return []
+    return sorted(int(name) for name in names if is_id(name))
+
+
+def is_id(text):
+    return text.isascii() and text.isdigit()
 
 
 def fresh_seed():
@@ -118,6 +128,6 @@ def resolve(spec):
         raise UserError(f"unknown tag {tag!r}", "see `expls` for the tags that have runs")
     if not id:
         return [paths.run_dir(tag, i) for i in ids(tag)]
-    if not id.isdigit() or int(id) not in ids(tag):
+    if not is_id(id) or len(id) > 18 or int(id) not in ids(tag):  # no id is that long; int() of 5000 digits raises
         raise UserError(f"unknown run {spec!r}", f"see `expels {tag}` for its ids")
     return [paths.run_dir(tag, int(id))]

@@ -3,9 +3,10 @@
 import json
 import os
 import signal
+from pathlib import Path
 
 from conftest import wait_for
-from faultlib import gone, read, untouched
+from faultlib import gone, kill_all, read, untouched
 
 
 def test_a_diverging_run_writes_strict_json_and_tables_still_work(project):
@@ -39,11 +40,28 @@ def test_a_con_that_fails_to_start_adds_no_time(project):
 def test_killing_the_recorded_pid_at_any_time_stops_the_run(project):
     """statistic.json names the launcher until the trainer starts: kill -9 of that pid must not
     leave a trainer behind with nobody to report it."""
-    run = project.start("run", "-f", "pid", "epochs=200")
+    run = project.start("run", "-f", "pid", "epochs=5000")
     path = project.run_dir("pid", 0) / "statistic.json"
-    pid = wait_for(lambda: (r := read(path)) and r["pid"], what="the first record")
+    wait_for(lambda: trainers(path.parent), what="the trainer to start")
+    pid = read(path)["pid"]
+    assert pid == run.pid  # still the launcher's: the trainer has not written its own yet
     os.kill(pid, signal.SIGKILL)
     run.communicate(timeout=120)
-    wait_for(lambda: " running " not in project.cli("expels", "pid").stdout, timeout=60, what="the run to stop")
+    try:
+        wait_for(lambda: not trainers(path.parent), timeout=60, what="the trainer to stop with its launcher")
+    finally:
+        kill_all(trainers(path.parent))
     assert project.record("pid", 0)["status"] in ("interrupted", "running")  # `dead` when nobody could say
-    assert gone(pid)
+    assert " running " not in project.cli("expels", "pid").stdout
+
+
+def trainers(run_dir):
+    """Live processes whose command line names the run folder (main.py --run-dir ...)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if str(run_dir).encode() in cmdline.read_bytes() and not gone(int(cmdline.parent.name)):
+                found.append(int(cmdline.parent.name))
+        except (OSError, ValueError):
+            pass
+    return found

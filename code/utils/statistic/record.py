@@ -12,8 +12,10 @@ import sys
 from utils import atomic, paths, runs
 from utils.errors import UserError
 
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+-]*")  # a list's name is a file name: no /, no dot
-RUN = re.compile(r"[^/\s]+/\d+")
+# A list's name is a file name: no /, no dot; ASCII; 120 characters hold `sweep-<tag>` (a tag has
+# at most 100) and stay clear of the file system's 255 bytes.
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+-]{0,119}")
+RUN = re.compile(r"[^/\s]+/[0-9]+")  # not \d: it takes `²` and `٣` too
 
 
 def add_record(p):
@@ -59,7 +61,8 @@ def expand(specs):
 
 def check_name(list_name):
     if not NAME.fullmatch(list_name):
-        raise UserError(f"invalid list name {list_name!r}", "use letters, digits, _ + and -")
+        raise UserError(f"invalid list name {list_name[:60]!r}{'...' * (len(list_name) > 60)}",
+                        "use at most 120 of A-Z a-z 0-9 _ + -, starting with a letter or digit")
 
 
 def list_path(list_name):

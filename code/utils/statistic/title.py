@@ -57,6 +57,7 @@ def title(args):
 
 
 def path(list_name):
+    record.check_name(list_name)  # a name too long for a file is one line, not OSError
     return paths.statistic() / "title" / f"{list_name}.json"
 
 
@@ -156,7 +157,7 @@ def parse(text, where="title file"):
     plain = TRAILING_COMMA.sub(strings_only, COMMENT.sub(strings_only, text))
     try:
         data = json.loads(plain)
-    except ValueError as err:
+    except (ValueError, RecursionError) as err:  # RecursionError: thousands of nested brackets
         raise UserError(f"{where} is not valid JSON with comments: {err}",
                         "fix it, or delete it and run `title` to write it again")
     if not isinstance(data, dict) or not all(

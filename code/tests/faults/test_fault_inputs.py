@@ -1,0 +1,382 @@
+"""Issue 12: bad input is one line `runtag: ...`, exit 2, nothing written; never a traceback.
+
+First the cases found by hand, through the real CLI. Then generated input (hypothesis) fed to
+the CLI's own parsers in-process: 300 tag names, 250 run specs `tag/id`, 300 override lists
+`key=value ...`, 200 list names and 200 title files, 1,250 examples, each accepted (and then
+safe: the property each test states) or refused with UserError, never another exception. Last,
+40 generated command lines through the real CLI (marked slow): exit 0, or exit 2 with one
+`runtag: ` line; nothing written, in the project or beside it.
+"""
+import json
+import os
+import re
+import socket
+import string
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # code/: the template's modules
+
+import args_process  # noqa: E402
+from utils import gitrepo, overrides, runs  # noqa: E402
+from utils.errors import UserError  # noqa: E402
+from utils.statistic import record, title  # noqa: E402
+
+SAFE = set(string.ascii_letters + string.digits + "-_.+")
+IDS = (0, 1, 2, 3)
+CONFIG = overrides.load_config()
+QUIET = dict(deadline=None, database=None)  # a failure prints its example; none is stored to replay
+
+
+def fake_run(p, tag, id, commit):
+    """A finished run's folder as `run` leaves it: its record is all the listings read."""
+    run_dir = p.run_dir(tag, id)
+    run_dir.mkdir(parents=True)
+    (run_dir / "statistic.json").write_text(json.dumps({
+        "version": 1, "tag": tag, "id": id, "status": "finished", "commit": commit, "command": f"run {tag}",
+        "seed": 1, "fixed_seed": False, "overrides": {"epochs": 2}, "hparams": {"best_metric": "val/acc"},
+        "metrics": {"best/val_acc": 0.5, "best/epoch": 2}, "epoch": 2, "epochs": 2, "start": "", "end": "",
+        "duration_s": 1.0, "host": socket.gethostname(), "pid": 1, "world_size": 1, "parent": None}))
+
+
+@pytest.fixture(scope="module")
+def lab(shared_project):
+    """Runs s/0..s/3 (finished), a folder `²` and one `٣` among them (no ids: not ASCII digits),
+    a tag `taken` on the first commit, HEAD one commit later, a data set `mine` under __data__/,
+    and an empty folder `outside` beside the project that nothing may write into."""
+    p = shared_project
+    first = p.git("rev-parse", "HEAD")
+    for id in IDS:
+        fake_run(p, "s", id, first)
+    for name in ("²", "٣"):
+        (p.root / "__result__/s" / name).mkdir()
+    p.git("tag", "-a", "taken", "-m", "an older experiment")
+    p.commit("README.md", "moved on\n", "a later commit")
+    (p.root / "__data__/mine").mkdir(parents=True)
+    (p.root.parent / "outside").mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RUNTAG_ROOT", str(p.root))  # the in-process parsers look here
+        yield p
+
+
+def snapshot(p):
+    """Every file and folder of the project but git's and Python's own (.git, __pycache__), the
+    tags, and what lies beside it."""
+    files = sorted(str(f.relative_to(p.root)) for f in p.root.rglob("*")
+                   if not {".git", "__pycache__"} & set(f.relative_to(p.root).parts))
+    return files, p.git("tag", "--list"), sorted(os.listdir(p.root.parent)), os.listdir(p.root.parent / "outside")
+
+
+def one_line_mistake(out, *words):
+    """Exit 2 and exactly one stderr line `runtag: ...` holding the words; no traceback."""
+    lines = out.stderr.splitlines()
+    assert out.returncode == 2 and len(lines) == 1 and lines[0].startswith("runtag: "), out.stderr[-2000:]
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def refused(p, *args, words=()):
+    before = snapshot(p)
+    out = p.cli(*args)
+    one_line_mistake(out, *words)
+    assert snapshot(p) == before
+
+
+# ---- found by hand ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("tag, words", [
+    ("t$(touch${IFS}MK)", ["A-Z a-z 0-9 - _ . +"]),  # a shell pasting `rerun TAG` would run touch
+    ("a;b", []), ("a|b", []), ("a&b", []), ("a`id`", []), ("a'b", []), ("é", []),
+    ("x" * 101, ["101 characters"]),
+    ("x" * 300, []),                                  # was GitCommandError: File name too long
+    ("HEAD", ["git reserves it"]), ("FETCH_HEAD", ["git reserves it"]), ("ORIG_HEAD", []),
+    ("cafe", ["commit id"]), ("2024", ["commit id"]), ("0123456789abcdef0123456789abcdef01234567", []),
+    ("main", ["git reads it as refs/heads/main"]),
+    ("epochs=3", []),                                 # a forgotten tag: the override is no tag
+])
+def test_an_unsafe_or_ambiguous_tag_is_refused(lab, tag, words):
+    # epochs=0 would be refused next: a tag let through shows as that message, and nothing trains
+    refused(lab, "run", tag, "epochs=0", words=["invalid tag name", *words])
+    assert not (lab.root / "MK").exists()
+
+
+def test_a_safe_tag_passes_the_name_check(lab):
+    for tag in ("v1.2", "lr0.1+wd", "A-b_c", "x" * 100, "beefy", "AHEAD"):
+        gitrepo.check_tag_name(tag)
+    refused(lab, "run", "lr0.1+wd", "epochs=0", words=["epochs=0"])  # on to the overrides
+
+
+@pytest.mark.parametrize("override, key", [
+    ("data=x", "data"),                 # was a tag and a `failed` run: no __data__/x
+    ("data=..", "data"),
+    ("model=''", "model"),              # was: ValueError in model.build, a `failed` run
+    ("best_metric==", "best_metric"),   # was: KeyError in main.py
+    ("device=cpux", "device"),          # the check took any prefix `cpu`
+    ("device=cuda:", "device"),
+    ("device=cpu" + "x" * 8000, "at most 1000 characters"),
+    ("lr=None", "lr"),                  # was: TypeError in the check itself
+    ("dropout=None", "dropout"),
+])
+def test_an_override_the_run_would_trip_over_is_refused_up_front(lab, override, key):
+    refused(lab, "run", "fresh", override, words=["invalid config value", key])
+
+
+def test_existing_data_and_every_device_form_pass(lab):
+    for item in ("data=mine", "data=digits", "model=cnn", "best_metric=train/loss", "device=auto",
+                 "device=cpu", "device=cuda", "device=cuda:12"):
+        args_process.check(overrides.apply(CONFIG, overrides.parse([item], CONFIG)))
+
+
+def test_a_deeply_nested_override_value_is_a_mistake():
+    with pytest.raises(UserError):
+        overrides.parse(["device=" + "-" * 8000], CONFIG)
+
+
+def test_a_deeply_nested_title_file_is_a_mistake():
+    with pytest.raises(UserError):
+        title.parse("[" * 1000)
+
+
+@pytest.mark.parametrize("args", [
+    ("record", "-l", "n" * 300, "s/0"), ("title", "n" * 300), ("table", "n" * 300),  # were OSError: Errno 36
+    ("record", "-l", "n" * 121, "s/0"), ("record", "-l", "é", "s/0"),
+])
+def test_a_list_name_no_file_can_have_is_refused(lab, args):
+    refused(lab, *args, words=["invalid list name"])
+
+
+@pytest.mark.parametrize("args", [
+    ("con", "s/²"), ("rerun", "s/²"), ("expels", "s/²"), ("record", "s/²"), ("diff", "s/²", "s/0"),
+    ("expels", "s/٣"), ("con", "s/٣"),   # int('٣') is 3: was s/3
+    ("rerun", "s/" + "9" * 5000),        # int() of 5000 digits raises
+    ("rerun", "n" * 300),                # the tag's folder cannot exist: ENAMETOOLONG
+])
+def test_an_id_of_other_than_ascii_digits_is_an_unknown_run(lab, args):
+    refused(lab, *args, words=["unknown"])
+
+
+def test_expls_skips_a_folder_whose_name_is_no_id(lab):
+    out = lab.cli("expls")
+    assert out.returncode == 0 and out.stderr == "", out.stderr
+    assert out.stdout.splitlines()[1].split()[:3] == ["s", str(len(IDS)), str(len(IDS))]  # ² and ٣ are no runs
+
+
+# ---- generated, in-process --------------------------------------------------------------------
+
+def accepted(check, *args):
+    """check(*args)'s result; None when it refused with a one-line UserError. Any other
+    exception propagates: the failure hypothesis reports."""
+    try:
+        result = check(*args)
+    except UserError as err:
+        assert "\n" not in str(err) and " — " in str(err)
+        return None, False
+    return result, True
+
+
+ODD = "$()`;|&'\" \t\n/\\,~^:?*[]{}@!#%<>"  # what a shell, git or a file system reads otherwise
+names = st.one_of(
+    st.text(string.ascii_letters + string.digits + "-_.+=" + ODD + "²٣éß", max_size=24),
+    st.text(max_size=12),  # any character
+    st.builds(lambda c, n: c * n, st.sampled_from(["a", "1", "a.", "-", "ab"]), st.integers(90, 300)),
+    st.sampled_from(["HEAD", "head", "FETCH_HEAD", "MERGE_HEAD", "main", "cafe", "deadbeef", "taken", "s",
+                     "a..b", "a.lock", "a.", ".a", "_a", "-a", "x" * 100, "x" * 101, "t$(touch${IFS}MK)"]),
+)
+
+
+def test_generated_tag_names_are_accepted_safely_or_refused(lab):
+    """300 names. An accepted one is made of the safe characters only, git takes it as a tag
+    name, and it resolves to nothing else in the repository (or is that tag already)."""
+    seen = []
+
+    @settings(max_examples=300, **QUIET)
+    @given(names)
+    def check(tag):
+        _, ok = accepted(gitrepo.check_tag_name, tag)
+        seen.append(ok)
+        if ok:
+            assert set(tag) <= SAFE and len(tag) <= 100 and not tag.startswith(("-", ".", "_"))
+            assert lab_git(lab, "check-ref-format", f"refs/tags/{tag}").returncode == 0
+            assert resolved(lab, tag) == resolved(lab, f"refs/tags/{tag}")
+
+    check()
+    print(f"{len(seen)} generated tag names, {sum(seen)} accepted")
+
+
+def lab_git(p, *args):
+    return subprocess.run(["git", *args], cwd=p.root, capture_output=True, text=True)
+
+
+def resolved(p, rev):
+    return lab_git(p, "rev-parse", "--verify", "-q", f"{rev}^{{commit}}").stdout
+
+
+ids = st.one_of(st.sampled_from(["", "0", "3", "00", "4", "²", "٣", "0x1", "-1", " 1", "1 ", "9" * 5000]),
+                st.integers(0, 10**20).map(str), st.text("0123456789²³٣١߀", max_size=6), st.text(max_size=6))
+specs = st.one_of(st.sampled_from(["s", "s/0", "s/3", "s/03", "s/", "s/4", "s/²", "s/٣", "s/0/", "s/0/1"]),
+                  st.builds(lambda i: f"s/{i}", ids),
+                  st.builds(lambda t, s, i: t + s + i, st.sampled_from(["s", "taken", "", ".", "..", "s/0"]) | names,
+                            st.sampled_from(["/", "", "//"]), ids),
+                  st.text(max_size=10))
+
+
+def test_generated_run_specs_name_existing_runs_or_are_refused(lab):
+    """250 specs `tag/id`. An accepted one names folders of the tag that exist, ids in ASCII
+    digits, the one asked for when there is an id; ids(tag) never raises."""
+    seen = []
+
+    @settings(max_examples=250, **QUIET)
+    @given(specs)
+    def check(spec):
+        tag, _, id = spec.partition("/")
+        assert all(isinstance(i, int) for i in runs.ids(tag))  # `rerun` asks before resolving
+        dirs, ok = accepted(runs.resolve, spec)
+        seen.append(ok)
+        if ok:
+            assert all(d.is_dir() and d.parent.name == tag and d.name.isascii() and d.name.isdigit() for d in dirs)
+            assert not id or [int(d.name) for d in dirs] == [int(id)]
+
+    check()
+    print(f"{len(seen)} generated run specs, {sum(seen)} accepted")
+
+
+KEYS = list(CONFIG)
+values = st.one_of(
+    st.text(max_size=20),
+    st.sampled_from(["None", "True", "''", "'x'", "[]", "[1, 2]", "{}", "()", "1e999", "-1", "0", "0.5", "1",
+                     "2**8", "cpu", "cpux", "cuda", "cuda:0", "cuda:", "cuda:²", "auto", "cnn", "digits", "mine",
+                     "..", "x/y", "val/acc", "val/loss", "=", "adam", "sgd", "max", "step", "b" * 1001]),
+    st.builds(repr, st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)),
+)
+# half of the items are near what a run takes, so that accepted configs are many, not one in 300
+near = st.sampled_from(KEYS).flatmap(lambda key: st.tuples(
+    st.just(key), st.just("="), st.sampled_from([repr(CONFIG[key]), str(CONFIG[key]), "0.5", "2", "cpu", "cuda:1",
+                                                 "mine", "cnn", "val/loss", "sgd", "step", "min"])))
+anything = st.tuples(st.sampled_from(KEYS) | st.text(max_size=6), st.sampled_from(["=", "", "==", " = "]), values)
+items = st.lists((near | anything).map("".join), max_size=3)
+
+
+def test_generated_overrides_give_a_config_that_runs_or_are_refused(lab):
+    """300 lists of `key=value`. What passes overrides.parse and args_process.check is what a
+    run can start with: a known device, data set, model and metric, numbers where numbers go."""
+    seen = []
+
+    @settings(max_examples=300, **QUIET)
+    @given(items)
+    def check(argv):
+        cfg, ok = accepted(checked_config, argv)
+        seen.append(ok)
+        if ok:
+            assert re.fullmatch(r"auto|cpu|cuda(:[0-9]+)?", cfg["device"])
+            assert cfg["data"] in ("digits", "mine") and cfg["model"] == "cnn"
+            assert cfg["best_metric"] in ("val/acc", "val/loss", "train/acc", "train/loss")
+            assert all(type(cfg[k]) in (int, float) for k in args_process.NUMBERS)
+
+    check()
+    print(f"{len(seen)} generated override lists, {sum(seen)} accepted")
+
+
+def checked_config(argv):
+    """The config a run would get from these overrides, as `run` checks it."""
+    cfg = overrides.apply(CONFIG, overrides.parse(argv, CONFIG))
+    args_process.check(cfg)
+    return cfg
+
+
+def test_generated_list_names_are_file_names_or_refused(lab, tmp_path):
+    """200 names. An accepted one makes every file a list has: its list, title and tables."""
+    seen = []
+
+    @settings(max_examples=200, **QUIET)
+    @given(names)
+    def check(name):
+        _, ok = accepted(record.check_name, name)
+        seen.append(ok)
+        if ok:
+            assert title.path(name).name == f"{name}.json"
+            for suffix in (".txt", ".json", ".csv", ".group.csv", ".group.tex"):
+                (tmp_path / f"{name}{suffix}").touch()
+                (tmp_path / f"{name}{suffix}").unlink()
+
+    check()
+    print(f"{len(seen)} generated list names, {sum(seen)} accepted")
+
+
+section = st.lists(st.text(max_size=8) | st.integers() | st.none(), max_size=4)
+titles = st.one_of(
+    st.text(max_size=60),
+    st.builds(lambda data, comment, comma: json.dumps(data, indent=2).replace("\n", f"{comment}\n", 2)
+              .replace("\n  ]", f"{comma}\n  ]"),
+              st.dictionaries(st.sampled_from(["hparams", "metrics", "other"]), section, max_size=3)
+              | st.lists(st.integers(), max_size=2),
+              st.sampled_from(["", " // x", "  # y \"z\"", " /*"]), st.sampled_from(["", ",", ",,"])),
+)
+
+
+def test_generated_title_files_parse_or_are_refused(lab):
+    """200 texts. An accepted one is an object of key lists, strings only."""
+    seen = []
+
+    @settings(max_examples=200, **QUIET)
+    @given(titles)
+    def check(text):
+        data, ok = accepted(title.parse, text)
+        seen.append(ok)
+        if ok:
+            assert isinstance(data, dict)
+            assert all(isinstance(k, str) for s in title.SECTIONS for k in data.get(s, []))
+
+    check()
+    print(f"{len(seen)} generated title files, {sum(seen)} accepted")
+
+
+# ---- generated, through the real CLI ---------------------------------------------------------
+
+LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+
+
+def argv_word(word):
+    """A word a command line can carry: no NUL, no lone surrogate."""
+    return "\x00" not in word and not any(0xD800 <= ord(c) <= 0xDFFF for c in word)
+
+
+arg = (st.text(max_size=12) | names).filter(argv_word)
+command_lines = st.one_of(
+    # a tag let through meets epochs=0: nothing runs. Not `-f`: `run -f epochs=0` is the tag
+    # `epochs=0`, a real run (and `--` does not help: parse_intermixed_args drops it)
+    st.tuples(st.just("run"), arg.filter(lambda w: not w.startswith("-")), st.just("epochs=0")),
+    st.tuples(st.just("run"), st.just("taken"), items.filter(lambda l: all(map(argv_word, l)))),
+    st.tuples(st.sampled_from(["expels", "con"]), specs.filter(argv_word)),
+    st.tuples(st.just("diff"), arg, st.just("s/0")),
+    st.tuples(st.just("record"), st.just("-l"), arg, st.just("nope/0")),
+    st.tuples(st.sampled_from(["title", "table"]), arg),
+)
+
+
+@pytest.mark.slow
+def test_generated_command_lines_are_one_line_mistakes_and_write_nothing(lab):
+    """40 command lines, each a subprocess: `run` of a generated tag (then epochs=0) or of the
+    tag `taken` (on another commit) with generated overrides, `expels`/`con`/`diff` of generated
+    specs, `record -l`/`title`/`table` of generated list names. None can start a run; each exits
+    0 or 2 with one line, and the project, its tags and the folder beside it stay as they were."""
+    seen = []
+    before = snapshot(lab)
+
+    @settings(max_examples=40, suppress_health_check=[HealthCheck.too_slow], **QUIET)
+    @given(command_lines)
+    def check(argv):
+        argv = [w for part in argv for w in ([part] if isinstance(part, str) else part)]
+        out = lab.cli(*argv)
+        seen.append(out.returncode)
+        assert "Traceback" not in out.stderr, out.stderr[-2000:]
+        if out.returncode != 0:
+            one_line_mistake(out)
+        assert snapshot(lab) == before
+
+    check()
+    print(f"{len(seen)} generated command lines, {seen.count(0)} exit 0, {seen.count(2)} exit 2")
