@@ -12,7 +12,7 @@ from conftest import make_project, wait_for
 from faultlib import gone, kill_all, record_at, untouched
 
 KILLS = 20
-RUN = ["epochs=5", "checkpoint_interval=0"]  # a 1.8 MB checkpoint every epoch: writes to land in
+RUN = ["epochs=8", "checkpoint_interval=0"]  # a 1.8 MB checkpoint every epoch: writes to land in
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def test_runs_killed_at_random_moments_continue_to_identical_metrics(reference):
         tag = f"kill{i}"
         with untouched(project):
             run = project.start("run", "-f", tag, *RUN)
-            phase = moments.choice(["start-up", 1, 2, 3])  # or in the epoch after that one
+            phase = moments.choice(["start-up", 1, 2, 3, 4, 5])  # or in the epoch after that one
             if phase == "start-up":
                 time.sleep(moments.uniform(0.0, start_up))
             else:
