@@ -3,6 +3,8 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,6 +15,9 @@ import pytest
 TEMPLATE = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 FAST = ["epochs=2"]  # a real run, kept short
+
+sys.path.insert(0, str(TEMPLATE / "code"))  # the template's modules
+from utils import runs  # noqa: E402
 
 
 def git(cwd, *args):
@@ -96,6 +101,73 @@ def need_program(name):
 
 def need_module(name):
     need(f"the Python package {name} (pip install -r code/requirements-{name}.txt)", importlib.util.find_spec(name))
+
+
+def ok(out):
+    assert out.returncode == 0, f"exit {out.returncode}\n{out.stdout}\n{out.stderr}"
+    return out
+
+
+def assert_one_line_mistake(out, *words):
+    """Exit 2 and exactly one stderr line `runtag: ...` holding the words; no traceback."""
+    lines = out.stderr.splitlines()
+    assert out.returncode == 2 and len(lines) == 1 and lines[0].startswith("runtag: "), out.stderr[-2000:]
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def read_json(path):
+    """The file's JSON, or None while it is missing or being replaced."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def record_at(project, tag, id=0, epoch=1):
+    """The run's record once it has finished `epoch` epochs."""
+    path = project.run_dir(tag, id) / "statistic.json"
+    return wait_for(lambda: (r := read_json(path)) and r["epoch"] >= epoch and r, what=f"epoch {epoch} of {tag}/{id}")
+
+
+def interrupt(proc):
+    """Ctrl-C to a started command, and its output once it has ended."""
+    proc.send_signal(signal.SIGINT)
+    return proc.communicate(timeout=120)
+
+
+def gone(pid):
+    return not runs.alive(pid)
+
+
+def children(pid):
+    """Processes whose parent is pid (this kernel has no /proc/PID/task/*/children)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().split(")")[-1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            pass
+    return found
+
+
+def user_state(project):
+    """Everything of the user's that no command may touch: HEAD, branch, index, tree, status,
+    stash, worktrees."""
+    return {"head": project.git("rev-parse", "HEAD"), "branch": project.git("symbolic-ref", "HEAD"),
+            "index": project.git("ls-files", "--stage"), "staged": project.git("diff", "--cached"),
+            "tree": project.git("diff"), "status": project.git("status", "--porcelain", "--untracked-files=all"),
+            "stash": project.git("stash", "list"), "worktrees": project.git("worktree", "list", "--porcelain")}
+
+
+def leftover_worktree(project, suffix="x1y2"):
+    """A worktree as a `con`/`rerun` killed mid-way leaves it: named after a pid that is gone, at HEAD."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    where = project.root / f"__result__/.worktrees/0123456789.{dead.pid}.{socket.gethostname()}.{suffix}"
+    project.git("worktree", "add", "--detach", str(where), "HEAD")
+    return where
 
 
 def wait_for(predicate, timeout=120, what="condition"):

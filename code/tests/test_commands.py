@@ -9,27 +9,13 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 
 import pytest
 
-from conftest import Project, wait_for
+from conftest import Project, leftover_worktree, ok, read_json, user_state, wait_for
 
 SEED_RUN = "epochs=2"
-
-
-def ok(out):
-    assert out.returncode == 0, f"exit {out.returncode}\n{out.stdout}\n{out.stderr}"
-    return out
-
-
-def user_state(project):
-    """Everything of the user's that con/rerun must not touch."""
-    return {"head": project.git("rev-parse", "HEAD"), "branch": project.git("symbolic-ref", "HEAD"),
-            "index": project.git("diff", "--cached"), "tree": project.git("diff"),
-            "status": project.git("status", "--porcelain", "--untracked-files=all"),
-            "stash": project.git("stash", "list"), "worktrees": project.git("worktree", "list")}
 
 
 def dirty_the_user_tree(project):
@@ -50,22 +36,6 @@ def commit_a_change(project):
     config = project.root / "code/config.py"
     return project.commit("code/config.py", config.read_text().replace("dropout = 0.25", "dropout = 0.0"),
                           "no dropout")
-
-
-def left_behind_worktree(project):
-    """A worktree as a `con`/`rerun` killed mid-way leaves it: named after a pid that is gone."""
-    gone = subprocess.Popen(["true"])
-    gone.wait()
-    where = project.root / f"__result__/.worktrees/0123456789.{gone.pid}.{socket.gethostname()}.x1y2"
-    project.git("worktree", "add", "--detach", str(where), "HEAD")
-    return where
-
-
-def read_record(path):
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 # ---- ids ----------------------------------------------------------------------------------
@@ -101,7 +71,7 @@ def test_rerun_f_from_a_later_commit_reproduces_and_leaves_the_user_alone(projec
     commit_a_change(project)
     dirty_the_user_tree(project)
     before = user_state(project)
-    orphan = left_behind_worktree(project)
+    orphan = leftover_worktree(project)
 
     out = ok(project.sh("rerun -f rep", shell="zsh"))
 
@@ -125,7 +95,7 @@ def test_con_after_sigkill_equals_an_uninterrupted_run(project):
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     statistic = project.run_dir("k", 0) / "statistic.json"
     try:
-        record = wait_for(lambda: (r := read_record(statistic)) and r["epoch"] >= 2 and r, what="epoch 2 of k/0")
+        record = wait_for(lambda: (r := read_json(statistic)) and r["epoch"] >= 2 and r, what="epoch 2 of k/0")
         os.kill(record["pid"], signal.SIGKILL)  # main.py, in a process group of its own
         os.killpg(shell.pid, signal.SIGKILL)    # the shell and the CLI waiting on main.py
     finally:

@@ -8,53 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PYTHON, wait_for
+from conftest import (PYTHON, assert_one_line_mistake, children, gone, interrupt, read_json, record_at,
+                      wait_for)
 
 LONG = ["epochs=1000", "checkpoint_interval=0"]  # stopped by the test long before its end
-
-
-def read(path):
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def training(project, tag, id=0, epoch=1):
-    """The record once the run has finished `epoch` epochs."""
-    path = project.run_dir(tag, id) / "statistic.json"
-    return wait_for(lambda: (r := read(path)) and r["epoch"] >= epoch and r, what=f"epoch {epoch} of {tag}/{id}")
-
-
-def gone(pid):
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
-    except OSError:
-        return True
-
-
-def children(pid):
-    """Processes whose parent is pid (this kernel has no /proc/PID/task/*/children)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().split(")")[-1].split()[1]) == pid:
-                found.append(int(stat.parent.name))
-        except (OSError, ValueError, IndexError):
-            pass
-    return found
-
-
-def one_line(out, *words):
-    lines = out.stderr.splitlines()
-    assert out.returncode == 2 and len(lines) == 1 and lines[0].startswith("runtag: "), out.stderr
-    for word in words:
-        assert word in lines[0], lines[0]
-
-
-def interrupt(proc):
-    proc.send_signal(signal.SIGINT)
-    return proc.communicate(timeout=120)
 
 
 # ---- one writer per run folder ---------------------------------------------------------------
@@ -62,10 +19,10 @@ def interrupt(proc):
 def test_a_live_run_has_one_writer_whatever_the_flags(project):
     run = project.start("run", "-f", "live", *LONG)
     try:
-        record = training(project, "live")
+        record = record_at(project, "live")
         for flags in (["-f"], ["--force"], ["-f", "--force"], []):
             out = project.cli("con", "live", *flags, timeout=60)
-            one_line(out, "live/0 is running right now", f"pid {record['pid']}")
+            assert_one_line_mistake(out, "live/0 is running right now", f"pid {record['pid']}")
         assert project.cli("con", "live/0", "--force", timeout=60).returncode == 2
     finally:
         interrupt(run)
@@ -78,7 +35,7 @@ def test_a_live_run_has_one_writer_whatever_the_flags(project):
 def test_con_force_takes_a_run_another_host_says_is_running_and_f_keeps_the_seed(project):
     run = project.start("run", "stray", "epochs=3", "checkpoint_interval=0", OMP_NUM_THREADS="1")
     try:
-        training(project, "stray")
+        record_at(project, "stray")
     finally:
         interrupt(run)
     record = project.record("stray", 0)
@@ -87,7 +44,7 @@ def test_con_force_takes_a_run_another_host_says_is_running_and_f_keeps_the_seed
     (project.run_dir("stray", 0) / "statistic.json").write_text(json.dumps(elsewhere))
 
     for flags in ([], ["-f"]):  # -f is the fixed seed, never an override of `running`
-        one_line(project.cli("con", "stray", *flags), "stray/0 is still running", "node-elsewhere", "--force")
+        assert_one_line_mistake(project.cli("con", "stray", *flags), "stray/0 is still running", "node-elsewhere", "--force")
     out = project.cli("con", "stray", "-f", "--force", env={"OMP_NUM_THREADS": None}, timeout=120)
     assert out.returncode == 0, out.stderr
     done = project.record("stray", 0)
@@ -100,13 +57,13 @@ def test_con_force_takes_a_run_another_host_says_is_running_and_f_keeps_the_seed
 def test_two_cons_at_once_run_one_process(project):
     run = project.start("run", "twice", *LONG)
     try:
-        training(project, "twice")
+        record_at(project, "twice")
     finally:
         interrupt(run)
     first = project.start("con", "twice")
     try:
-        training(project, "twice", epoch=project.record("twice", 0)["epoch"] + 1)
-        one_line(project.cli("con", "twice", timeout=60), "twice/0 is running right now")
+        record_at(project, "twice", epoch=project.record("twice", 0)["epoch"] + 1)
+        assert_one_line_mistake(project.cli("con", "twice", timeout=60), "twice/0 is running right now")
     finally:
         interrupt(first)
     assert (project.run_dir("twice", 0) / "log").read_text().count("continuing after epoch") == 1
@@ -134,7 +91,7 @@ def recorder_started(project, proc):
 
 
 def first_epoch(project, proc):
-    return (read(project.run_dir("early", 0) / "statistic.json") or {}).get("epoch", 0) >= 1
+    return (read_json(project.run_dir("early", 0) / "statistic.json") or {}).get("epoch", 0) >= 1
 
 
 @pytest.mark.parametrize("moment", [record_made, importing_torch, recorder_started, first_epoch],
@@ -160,7 +117,7 @@ def test_a_run_whose_launcher_is_killed_stops_interrupted(project):
     run = project.start("run", "-f", "orphan", *LONG)
     trainer = None
     try:
-        trainer = training(project, "orphan")["pid"]
+        trainer = record_at(project, "orphan")["pid"]
         run.kill()  # SIGKILL to `run` itself: nothing of it can forward a signal
         run.communicate()
         wait_for(lambda: gone(trainer), timeout=60, what="the trainer to stop with its launcher")

@@ -11,8 +11,7 @@ import subprocess
 import pytest
 import torch
 
-from conftest import PYTHON, make_project
-from test_launcher import interrupt, one_line, training
+from conftest import PYTHON, assert_one_line_mistake, interrupt, make_project, record_at
 
 RUN = ["epochs=8", "checkpoint_interval=0",  # a file every epoch; 5 epochs of ~0.15 s for the Ctrl-C to land in
        "batch_size=8", "channels=8",
@@ -27,7 +26,7 @@ def cut(tmp_path_factory):
     project = make_project(tmp_path_factory.mktemp("checkpoints") / "project")
     run = project.start("run", "-f", "cut", *RUN)
     try:
-        training(project, "cut", epoch=3)
+        record_at(project, "cut", epoch=3)
     finally:
         interrupt(run)
     stopped = project.record("cut", 0)
@@ -137,7 +136,7 @@ def test_con_refuses_in_one_line_when_no_checkpoint_loads(cut, damage, why):
     (run_dir / "checkpoint/.epoch_9.pth.x7k2q9lp.tmp").write_bytes(b"PK")  # a refused con removes nothing either
     before = every_file(run_dir)
     out = project.cli("con", f"cut/{id}", timeout=120)
-    one_line(out, f"no checkpoint of cut/{id} loads: checkpoint/epoch_{stopped}.pth ({why}", f"`rerun cut/{id}`")
+    assert_one_line_mistake(out, f"no checkpoint of cut/{id} loads: checkpoint/epoch_{stopped}.pth ({why}", f"`rerun cut/{id}`")
     assert "weights_only" not in out.stderr
     assert every_file(run_dir) == before, "nothing written: the status stays `interrupted`, the log as it was"
 

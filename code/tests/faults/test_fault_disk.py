@@ -5,8 +5,8 @@ import subprocess
 
 import pytest
 
-from conftest import need
-from faultlib import read, untouched
+from conftest import need, read_json
+from faultlib import untouched
 
 # ~1.8 MB a checkpoint: 4 MB hold the first two, and the disk is full in the third epoch's write.
 RUN = ["epochs=6", "checkpoint_interval=0", "keep_checkpoints=0"]
@@ -32,7 +32,7 @@ def test_a_full_disk_fails_the_run_in_one_line_and_con_finishes_it(project, smal
     lines = [line for line in out.stderr.splitlines() if line.startswith("runtag: full/0")]
     assert len(lines) == 1 and "no space left on device while writing" in lines[0], out.stderr
     assert "Traceback" not in out.stderr
-    record = read(project.run_dir("full", 0) / "statistic.json")
+    record = read_json(project.run_dir("full", 0) / "statistic.json")
     assert record["status"] == "failed" and "no space left on device" in record["error"]
     checkpoints = project.run_dir("full", 0) / "checkpoint"
     last = os.readlink(checkpoints / "epoch_last.pth")

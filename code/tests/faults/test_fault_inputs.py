@@ -20,6 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import assert_one_line_mistake
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # code/: the template's modules
 
 import args_process  # noqa: E402
@@ -72,18 +74,12 @@ def snapshot(p):
     return files, p.git("tag", "--list"), sorted(os.listdir(p.root.parent)), os.listdir(p.root.parent / "outside")
 
 
-def one_line_mistake(out, *words):
-    """Exit 2 and exactly one stderr line `runtag: ...` holding the words; no traceback."""
-    lines = out.stderr.splitlines()
-    assert out.returncode == 2 and len(lines) == 1 and lines[0].startswith("runtag: "), out.stderr[-2000:]
-    for word in words:
-        assert word in lines[0], lines[0]
 
 
-def refused(p, *args, words=()):
+def assert_refused(p, *args, words=()):
+    """The command is a one-line mistake and changes nothing on disk."""
     before = snapshot(p)
-    out = p.cli(*args)
-    one_line_mistake(out, *words)
+    assert_one_line_mistake(p.cli(*args), *words)
     assert snapshot(p) == before
 
 
@@ -101,14 +97,14 @@ def refused(p, *args, words=()):
 ])
 def test_an_unsafe_or_ambiguous_tag_is_refused(lab, tag, words):
     # epochs=0 would be refused next: a tag let through shows as that message, and nothing trains
-    refused(lab, "run", tag, "epochs=0", words=["invalid tag name", *words])
+    assert_refused(lab, "run", tag, "epochs=0", words=["invalid tag name", *words])
     assert not (lab.root / "MK").exists()
 
 
 def test_a_safe_tag_passes_the_name_check(lab):
     for tag in ("v1.2", "lr0.1+wd", "A-b_c", "x" * 100, "beefy", "AHEAD"):
         gitrepo.check_tag_name(tag)
-    refused(lab, "run", "lr0.1+wd", "epochs=0", words=["epochs=0"])  # on to the overrides
+    assert_refused(lab, "run", "lr0.1+wd", "epochs=0", words=["epochs=0"])  # on to the overrides
 
 
 @pytest.mark.parametrize("override, key", [
@@ -123,7 +119,7 @@ def test_a_safe_tag_passes_the_name_check(lab):
     ("dropout=None", "dropout"),
 ])
 def test_an_override_the_run_would_trip_over_is_refused_up_front(lab, override, key):
-    refused(lab, "run", "fresh", override, words=["invalid config value", key])
+    assert_refused(lab, "run", "fresh", override, words=["invalid config value", key])
 
 
 def test_existing_data_and_every_device_form_pass(lab):
@@ -147,7 +143,7 @@ def test_a_deeply_nested_title_file_is_a_mistake():
     ("record", "-l", "n" * 121, "s/0"), ("record", "-l", "é", "s/0"),
 ])
 def test_a_list_name_no_file_can_have_is_refused(lab, args):
-    refused(lab, *args, words=["invalid list name"])
+    assert_refused(lab, *args, words=["invalid list name"])
 
 
 @pytest.mark.parametrize("args", [
@@ -157,7 +153,7 @@ def test_a_list_name_no_file_can_have_is_refused(lab, args):
     ("rerun", "n" * 300),                # the tag's folder cannot exist: ENAMETOOLONG
 ])
 def test_an_id_of_other_than_ascii_digits_is_an_unknown_run(lab, args):
-    refused(lab, *args, words=["unknown"])
+    assert_refused(lab, *args, words=["unknown"])
 
 
 def test_expls_skips_a_folder_whose_name_is_no_id(lab):
@@ -179,6 +175,23 @@ def accepted(check, *args):
     return result, True
 
 
+def generated(strategy, count, parse, holds, what):
+    """Feed `count` examples of strategy to parse: each is refused in one line (UserError) or
+    accepted, and then holds(example, result) checks what an accepted one must be."""
+    seen = []
+
+    @settings(max_examples=count, **QUIET)
+    @given(strategy)
+    def check(example):
+        result, ok = accepted(parse, example)
+        seen.append(ok)
+        if ok:
+            holds(example, result)
+
+    check()
+    print(f"{len(seen)} generated {what}, {sum(seen)} accepted")
+
+
 ODD = "$()`;|&'\" \t\n/\\,~^:?*[]{}@!#%<>"  # what a shell, git or a file system reads otherwise
 names = st.one_of(
     st.text(string.ascii_letters + string.digits + "-_.+=" + ODD + "²٣éß", max_size=24),
@@ -192,20 +205,12 @@ names = st.one_of(
 def test_generated_tag_names_are_accepted_safely_or_refused(lab):
     """300 names. An accepted one is made of the safe characters only, git takes it as a tag
     name, and it resolves to nothing else in the repository (or is that tag already)."""
-    seen = []
+    def holds(tag, _):
+        assert set(tag) <= SAFE and len(tag) <= 100 and not tag.startswith(("-", ".", "_"))
+        assert lab_git(lab, "check-ref-format", f"refs/tags/{tag}").returncode == 0
+        assert resolved(lab, tag) == resolved(lab, f"refs/tags/{tag}")
 
-    @settings(max_examples=300, **QUIET)
-    @given(names)
-    def check(tag):
-        _, ok = accepted(gitrepo.check_tag_name, tag)
-        seen.append(ok)
-        if ok:
-            assert set(tag) <= SAFE and len(tag) <= 100 and not tag.startswith(("-", ".", "_"))
-            assert lab_git(lab, "check-ref-format", f"refs/tags/{tag}").returncode == 0
-            assert resolved(lab, tag) == resolved(lab, f"refs/tags/{tag}")
-
-    check()
-    print(f"{len(seen)} generated tag names, {sum(seen)} accepted")
+    generated(names, 300, gitrepo.check_tag_name, holds, "tag names")
 
 
 def lab_git(p, *args):
@@ -228,21 +233,16 @@ specs = st.one_of(st.sampled_from(["s", "s/0", "s/3", "s/03", "s/", "s/4", "s/²
 def test_generated_run_specs_name_existing_runs_or_are_refused(lab):
     """250 specs `tag/id`. An accepted one names folders of the tag that exist, ids in ASCII
     digits, the one asked for when there is an id; ids(tag) never raises."""
-    seen = []
+    def resolve(spec):
+        assert all(isinstance(i, int) for i in runs.ids(spec.partition("/")[0]))  # `rerun` asks before resolving
+        return runs.resolve(spec)
 
-    @settings(max_examples=250, **QUIET)
-    @given(specs)
-    def check(spec):
+    def holds(spec, dirs):
         tag, _, id = spec.partition("/")
-        assert all(isinstance(i, int) for i in runs.ids(tag))  # `rerun` asks before resolving
-        dirs, ok = accepted(runs.resolve, spec)
-        seen.append(ok)
-        if ok:
-            assert all(d.is_dir() and d.parent.name == tag and d.name.isascii() and d.name.isdigit() for d in dirs)
-            assert not id or [int(d.name) for d in dirs] == [int(id)]
+        assert all(d.is_dir() and d.parent.name == tag and d.name.isascii() and d.name.isdigit() for d in dirs)
+        assert not id or [int(d.name) for d in dirs] == [int(id)]
 
-    check()
-    print(f"{len(seen)} generated run specs, {sum(seen)} accepted")
+    generated(specs, 250, resolve, holds, "run specs")
 
 
 KEYS = list(CONFIG)
@@ -264,21 +264,13 @@ items = st.lists((near | anything).map("".join), max_size=3)
 def test_generated_overrides_give_a_config_that_runs_or_are_refused(lab):
     """300 lists of `key=value`. What passes overrides.parse and args_process.check is what a
     run can start with: a known device, data set, model and metric, numbers where numbers go."""
-    seen = []
+    def holds(_, cfg):
+        assert re.fullmatch(r"auto|cpu|cuda(:[0-9]+)?", cfg["device"])
+        assert cfg["data"] in ("digits", "mine") and cfg["model"] == "cnn"
+        assert cfg["best_metric"] in ("val/acc", "val/loss", "train/acc", "train/loss")
+        assert all(type(cfg[k]) in (int, float) for k in args_process.NUMBERS)
 
-    @settings(max_examples=300, **QUIET)
-    @given(items)
-    def check(argv):
-        cfg, ok = accepted(checked_config, argv)
-        seen.append(ok)
-        if ok:
-            assert re.fullmatch(r"auto|cpu|cuda(:[0-9]+)?", cfg["device"])
-            assert cfg["data"] in ("digits", "mine") and cfg["model"] == "cnn"
-            assert cfg["best_metric"] in ("val/acc", "val/loss", "train/acc", "train/loss")
-            assert all(type(cfg[k]) in (int, float) for k in args_process.NUMBERS)
-
-    check()
-    print(f"{len(seen)} generated override lists, {sum(seen)} accepted")
+    generated(items, 300, checked_config, holds, "override lists")
 
 
 def checked_config(argv):
@@ -290,21 +282,13 @@ def checked_config(argv):
 
 def test_generated_list_names_are_file_names_or_refused(lab, tmp_path):
     """200 names. An accepted one makes every file a list has: its list, title and tables."""
-    seen = []
+    def holds(name, _):
+        assert title.path(name).name == f"{name}.json"
+        for suffix in (".txt", ".json", ".csv", ".group.csv", ".group.tex"):
+            (tmp_path / f"{name}{suffix}").touch()
+            (tmp_path / f"{name}{suffix}").unlink()
 
-    @settings(max_examples=200, **QUIET)
-    @given(names)
-    def check(name):
-        _, ok = accepted(record.check_name, name)
-        seen.append(ok)
-        if ok:
-            assert title.path(name).name == f"{name}.json"
-            for suffix in (".txt", ".json", ".csv", ".group.csv", ".group.tex"):
-                (tmp_path / f"{name}{suffix}").touch()
-                (tmp_path / f"{name}{suffix}").unlink()
-
-    check()
-    print(f"{len(seen)} generated list names, {sum(seen)} accepted")
+    generated(names, 200, record.check_name, holds, "list names")
 
 
 section = st.lists(st.text(max_size=8) | st.integers() | st.none(), max_size=4)
@@ -320,25 +304,14 @@ titles = st.one_of(
 
 def test_generated_title_files_parse_or_are_refused(lab):
     """200 texts. An accepted one is an object of key lists, strings only."""
-    seen = []
+    def holds(_, data):
+        assert isinstance(data, dict)
+        assert all(isinstance(k, str) for s in title.SECTIONS for k in data.get(s, []))
 
-    @settings(max_examples=200, **QUIET)
-    @given(titles)
-    def check(text):
-        data, ok = accepted(title.parse, text)
-        seen.append(ok)
-        if ok:
-            assert isinstance(data, dict)
-            assert all(isinstance(k, str) for s in title.SECTIONS for k in data.get(s, []))
-
-    check()
-    print(f"{len(seen)} generated title files, {sum(seen)} accepted")
+    generated(titles, 200, title.parse, holds, "title files")
 
 
 # ---- generated, through the real CLI ---------------------------------------------------------
-
-LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
-
 
 def argv_word(word):
     """A word a command line can carry: no NUL, no lone surrogate."""
@@ -375,7 +348,7 @@ def test_generated_command_lines_are_one_line_mistakes_and_write_nothing(lab):
         seen.append(out.returncode)
         assert "Traceback" not in out.stderr, out.stderr[-2000:]
         if out.returncode != 0:
-            one_line_mistake(out)
+            assert_one_line_mistake(out)
         assert snapshot(lab) == before
 
     check()

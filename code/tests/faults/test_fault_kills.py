@@ -8,8 +8,8 @@ from collections import Counter
 import pytest
 import torch
 
-from conftest import make_project, wait_for
-from faultlib import gone, kill_all, record_at, untouched
+from conftest import assert_one_line_mistake, children, gone, make_project, record_at, wait_for
+from faultlib import kill_all, untouched
 
 KILLS = 20
 RUN = ["epochs=8", "checkpoint_interval=0"]  # a 1.8 MB checkpoint every epoch: writes to land in
@@ -27,7 +27,6 @@ def reference(tmp_path_factory):
 
 
 def descendants(pid):
-    from test_launcher import children
     found = children(pid)
     return found + [d for child in found for d in descendants(child)]
 
@@ -67,16 +66,15 @@ def outcome(project, tag, straight):
     """What the kill hit, after checking the files and continuing the run as far as it can go."""
     run_dir = project.run_dir(tag, 0)
     if not (run_dir / "statistic.json").exists():
-        out = project.cli("con", tag)
-        assert out.returncode == 2 and out.stderr.startswith("runtag: ") and len(out.stderr.splitlines()) == 1
+        assert_one_line_mistake(project.cli("con", tag))
         return "before its record"
     every_file_parses(run_dir)
     if project.record(tag, 0)["status"] == "finished":
         return "after it finished"
-    writing = bool(list((run_dir / "checkpoint").glob(".*.tmp"))) if (run_dir / "checkpoint").exists() else False
+    writing = any((run_dir / "checkpoint").glob(".*.tmp"))  # a killed checkpoint write left its temporary
     out = project.cli("con", tag)
     if out.returncode == 2 and "no checkpoint" in out.stderr:
-        assert len(out.stderr.splitlines()) == 1
+        assert_one_line_mistake(out)
         return "before its first checkpoint"
     assert out.returncode == 0, out.stderr
     assert project.record(tag, 0)["metrics"] == straight

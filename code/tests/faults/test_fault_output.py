@@ -6,8 +6,8 @@ import subprocess
 import termios
 import threading
 
-from conftest import PYTHON
-from faultlib import record_at, untouched
+from conftest import PYTHON, record_at
+from faultlib import untouched
 
 RUN = ["epochs=6", "checkpoint_interval=0"]
 

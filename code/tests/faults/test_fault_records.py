@@ -5,8 +5,8 @@ import os
 import signal
 from pathlib import Path
 
-from conftest import wait_for
-from faultlib import gone, kill_all, read, untouched
+from conftest import gone, read_json, wait_for
+from faultlib import kill_all, untouched
 
 
 def test_a_diverging_run_writes_strict_json_and_tables_still_work(project):
@@ -24,7 +24,7 @@ def test_a_diverging_run_writes_strict_json_and_tables_still_work(project):
 
 def test_a_con_that_fails_to_start_adds_no_time(project):
     run = project.start("run", "-f", "slow", "epochs=200", "checkpoint_interval=0")
-    wait_for(lambda: (r := read(project.run_dir("slow", 0) / "statistic.json")) and r["epoch"] >= 1)
+    wait_for(lambda: (r := read_json(project.run_dir("slow", 0) / "statistic.json")) and r["epoch"] >= 1)
     run.send_signal(signal.SIGINT)
     run.communicate(timeout=120)
     before = project.record("slow", 0)["duration_s"]
@@ -43,7 +43,7 @@ def test_killing_the_recorded_pid_at_any_time_stops_the_run(project):
     run = project.start("run", "-f", "pid", "epochs=5000")
     path = project.run_dir("pid", 0) / "statistic.json"
     wait_for(lambda: trainers(path.parent), what="the trainer to start")
-    pid = read(path)["pid"]
+    pid = read_json(path)["pid"]
     assert pid == run.pid  # still the launcher's: the trainer has not written its own yet
     os.kill(pid, signal.SIGKILL)
     run.communicate(timeout=120)

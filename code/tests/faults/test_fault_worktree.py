@@ -1,24 +1,9 @@
 """Issue 12 C: `con`/`rerun` remove the worktrees that killed ones left under
 __result__/.worktrees/, but never one that a live process still works in: a main.py orphaned by
 a SIGKILL of its launcher goes on running from it after the pid in the folder's name is gone."""
-import socket
 import subprocess
 
-from conftest import PYTHON
-
-
-def ok(out):
-    assert out.returncode == 0, f"exit {out.returncode}\n{out.stdout}\n{out.stderr}"
-    return out
-
-
-def leftover(project, suffix):
-    """A worktree as a killed `rerun` leaves it: named after a pid that is gone, at HEAD."""
-    gone = subprocess.Popen(["true"])
-    gone.wait()
-    where = project.root / f"__result__/.worktrees/0123456789.{gone.pid}.{socket.gethostname()}.{suffix}"
-    project.git("worktree", "add", "--detach", str(where), "HEAD")
-    return where
+from conftest import PYTHON, leftover_worktree, ok
 
 
 def worktrees(project):
@@ -28,7 +13,7 @@ def worktrees(project):
 def test_a_leftover_worktree_in_use_stays_until_its_process_ends(project):
     ok(project.cli("run", "-f", "w", "epochs=1"))
     project.commit("README.md", "moved on\n", "a later commit")  # HEAD past w: rerun needs a worktree
-    as_cwd, in_argv, unused = (leftover(project, s) for s in ("cwd1", "argv", "none"))
+    as_cwd, in_argv, unused = (leftover_worktree(project, s) for s in ("cwd1", "argv", "none"))
     (in_argv / "hold.py").write_text("import time\ntime.sleep(120)\n")
     users = [subprocess.Popen(["sleep", "120"], cwd=as_cwd),              # works in it
              subprocess.Popen([PYTHON, str(in_argv / "hold.py")], cwd="/")]  # runs a file of it
