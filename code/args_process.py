@@ -7,7 +7,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from utils import paths
-from utils.errors import UserError
+from utils.errors import UserError, shown
+from utils.overrides import MAX_VALUE
 
 CHOICES = {
     "optimizer": ("adam", "adamw", "sgd"),
@@ -19,7 +20,6 @@ POSITIVE = ("lr", "epochs", "batch_size", "checkpoint_every", "channels", "lr_st
 NON_NEGATIVE = ("checkpoint_interval", "patience", "keep_checkpoints", "num_workers", "weight_decay", "momentum")
 NUMBERS = POSITIVE + NON_NEGATIVE + ("dropout", "val_ratio", "test_ratio", "lr_gamma", "split_seed")
 DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
-LONGEST = 1000  # characters of a string value: more is a slip of the shell, and no name or path
 
 
 def check(cfg):
@@ -47,8 +47,8 @@ def check(cfg):
 
 def check_types(cfg):
     for key, value in cfg.items():
-        if isinstance(value, str) and len(value) > LONGEST:
-            bad(key, value, f"at most {LONGEST} characters")
+        if isinstance(value, str) and len(value) > MAX_VALUE:  # from a sweep file: the command line checks first
+            bad(key, value, f"at most {MAX_VALUE} characters")
     for key in NUMBERS:  # None passes the type check of overrides (a default may be None)
         if isinstance(cfg[key], bool) or not isinstance(cfg[key], (int, float)):
             bad(key, cfg[key], "a number")
@@ -83,8 +83,7 @@ def known_models():
 
 
 def bad(key, value, expected):
-    shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."  # one line, readable
-    raise UserError(f"invalid config value {key}={shown}", f"use {expected}")
+    raise UserError(f"invalid config value {key}={shown(value, 78)}", f"use {expected}")
 
 
 def process(cfg):

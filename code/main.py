@@ -59,7 +59,7 @@ def train(args, rec, record, resume):
     if resume:  # (checkpoint, skipped): see resume_from()
         state.load_state_dict(resume[0])
         if resume[1]:
-            warn(rec, f"skipped {listing(resume[1])}; continuing after epoch {state.epoch}")
+            rec.warn(f"skipped {listing(resume[1])}; continuing after epoch {state.epoch}")
         print(f"continuing after epoch {state.epoch}")
 
     try:
@@ -113,16 +113,7 @@ def load_best(net, rec, state):
     if skipped:
         tested = (f"the best epoch {state.best_epoch} from checkpoint/{found[0].name}" if found else
                   f"the last weights (epoch {state.epoch}), not the best (epoch {state.best_epoch})")
-        warn(rec, f"skipped {listing(skipped)}; testing {tested}")
-
-
-def warn(rec, text):
-    """One line on stderr, and in the log (which has only stdout). Rank 0 only."""
-    if rec.active:
-        line = f"runtag: warning: {text}"
-        print(line, file=sys.stderr, flush=True)
-        with open(rec.log, "a") as f:
-            f.write(line + "\n")
+        rec.warn(f"skipped {listing(skipped)}; testing {tested}")
 
 
 def prepare(cli):

@@ -12,6 +12,14 @@ class UserError(Exception):
         return f"{self.args[0]} — {self.args[1]}"
 
 
+def shown(value, limit=60):
+    """A value as a one-line message shows it: its repr, cut short enough to read."""
+    if isinstance(value, str) and len(value) > limit:
+        return repr(value[:limit]) + f"... ({len(value)} characters)"
+    text = repr(value)
+    return text if len(text) <= limit + 2 else text[:limit] + "..."
+
+
 def report(err):
     print(f"runtag: {err}", file=sys.stderr)
     return 2

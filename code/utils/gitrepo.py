@@ -11,7 +11,7 @@ from pathlib import Path
 import git
 
 from utils import paths, runs
-from utils.errors import UserError
+from utils.errors import UserError, shown
 
 
 def open_repo():
@@ -57,11 +57,6 @@ def check_tag_name(tag):
               f"git reads it as {ref}" if (ref := other_ref(tag)) else None)
     if reason:
         raise UserError(f"invalid tag name {tag!r}: {reason}", "choose another name: git would mix the two up")
-
-
-def shown(text, limit=60):
-    """A name as a message shows it: quoted, escaped, and cut short enough to read."""
-    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} characters)"
 
 
 def other_ref(name):

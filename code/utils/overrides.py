@@ -5,7 +5,7 @@ import importlib.util
 import types
 
 from utils import paths
-from utils.errors import UserError
+from utils.errors import UserError, shown
 
 
 def load_config(code_dir=paths.CODE):
@@ -17,6 +17,9 @@ def load_config(code_dir=paths.CODE):
             if not k.startswith("_") and not isinstance(v, types.ModuleType)}
 
 
+MAX_VALUE = 1000  # characters: no config value is longer, and literal_eval of a huge one can recurse to death
+
+
 def parse(items, config):
     """['lr=0.1', 'optimizer=sgd'] -> {'lr': 0.1, 'optimizer': 'sgd'}, checked against config."""
     out = {}
@@ -26,14 +29,11 @@ def parse(items, config):
         if not sep or not key.isidentifier():
             raise UserError(f"malformed override {item!r}", "write key=value, e.g. lr=0.01")
         if len(text) > MAX_VALUE:
-            raise UserError(f"invalid config value {key}=<{len(text)} characters>",
+            raise UserError(f"invalid config value {key}={shown(text)}",
                             f"give a value of at most {MAX_VALUE} characters")
         out[key] = value(text)
     check(out, config)
     return out
-
-
-MAX_VALUE = 1000  # characters: no config value is longer, and literal_eval of a huge one can recurse to death
 
 
 def value(text):

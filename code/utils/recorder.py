@@ -111,9 +111,8 @@ class Recorder:
         self.record.update(status=status, end=runs.now(), duration_s=duration)
         if error:
             self.record["error"] = error
-        self.reserve.release()
+        self.reserve.release()  # room for this last record, whatever the disk holds now
         runs.write(self.dir, self.record)
-        self.reserve.path.unlink(missing_ok=True)
         if status == "finished":
             atomic.append_lines(paths.statistic() / "exper-list" / "finished.txt",
                                 [f"{self.record['tag']}/{self.record['id']}"])
@@ -144,10 +143,17 @@ class Recorder:
         """`no space left on device while writing <file>`, in the log and on stderr; the text."""
         self.reserve.release()
         what = f"{err.strerror.lower() if err.strerror else err} while writing {err.filename or 'a file'}"
-        line = f"runtag: {self.record['tag']}/{self.record['id']} failed: {what} — free space, then `con`"
-        quietly(lambda: print(line, file=self.tee.file, flush=True))
-        log.Echo(sys.stderr).write(line + "\n")
+        self.say(f"runtag: {self.record['tag']}/{self.record['id']} failed: {what} — free space, then `con`")
         return what
+
+    def warn(self, text):
+        self.say(f"runtag: warning: {text}")
+
+    def say(self, line):
+        """One line into the log (which has only stdout) and on stderr (which may be gone). Rank 0 only."""
+        if self.active:
+            quietly(lambda: print(line, file=self.tee.file, flush=True))
+            log.Echo(sys.stderr).write(line + "\n")
 
 
 def no_space(err):
