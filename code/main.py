@@ -6,6 +6,7 @@ trains into a throw-away __result__/_debug/<id>.
 """
 import argparse
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,7 +24,7 @@ import epoch  # noqa: E402
 import model as models  # noqa: E402
 from state import (State, Unloadable, best_checkpoint, listing, load_checkpoint, resume_point,  # noqa: E402
                    seed_everything, unwrap)
-from utils import distributed, overrides, paths, runlock, runs  # noqa: E402
+from utils import distributed, overrides, runs  # noqa: E402
 from utils.errors import UserError, report  # noqa: E402
 from utils.recorder import Recorder  # noqa: E402
 
@@ -50,7 +51,7 @@ def train(args, rec, record, resume):
     train_loader, val_loader, test_loader = dataloader.build(args, seed, rank, world_size)
     net = models.build(args).to(args.device)
     if record.get("init_from"):  # fine-tuning: start from another run's best weights
-        net.load_state_dict(load_checkpoint(paths.results() / record["init_from"] / "checkpoint/epoch_best.pth")["model"])
+        net.load_state_dict(load_checkpoint(runs.Run.parse(record["init_from"]).checkpoints / runs.BEST)["model"])
     if world_size > 1:
         net = DistributedDataParallel(net, device_ids=[args.device] if args.cuda else None)
     optimizer = build_optimizer(net, args)
@@ -94,14 +95,13 @@ def train(args, rec, record, resume):
     return {"test/loss": test_loss, "test/acc": test_acc}
 
 
-def resume_from(run_dir, record):
+def resume_from(run):
     """The newest checkpoint of the run that loads, and the newer ones skipped. Read before the
     run starts, so that a run with none is refused in one line and keeps its status."""
     try:
-        return resume_point(Path(run_dir) / "checkpoint")
+        return resume_point(run.checkpoints)
     except Unloadable as err:
-        name = f"{record['tag']}/{record['id']}"
-        raise UserError(f"no checkpoint of {name} loads: {err.why}", f"`rerun {name}` to start it again") from None
+        raise UserError(f"no checkpoint of {run} loads: {err.why}", f"`rerun {run}` to start it again") from None
 
 
 def load_best(net, rec, state):
@@ -117,20 +117,26 @@ def load_best(net, rec, state):
 
 
 def prepare(cli):
-    """The run folder and its record: the one given, or a new _debug one. Rank 0 only."""
+    """The run and its record: the folder given, or a new _debug run. Rank 0 only."""
     config = overrides.load_config()
     if cli.run_dir:
-        record = runs.read(cli.run_dir)
+        run = runs.Run.at(cli.run_dir)
+        record = run.read()
         if record is None:
-            raise UserError(f"no statistic.json in {cli.run_dir}", "start runs with `run <tag>`")
+            raise UserError(f"no readable statistic.json in {cli.run_dir}", "start runs with `run <tag>`")
         if not os.environ.get("RUNTAG_LOCKED"):  # started by hand, not by run/con/rerun (which lock)
-            runlock.acquire(cli.run_dir, f"{record['tag']}/{record['id']}")
-        return cli.run_dir, record
+            run.lock()
+        return run, record
     changes = overrides.parse(cli.overrides, config)
     args_process.check(overrides.apply(config, changes))
-    id, record = runs.create("_debug", runs.git_head(), "python code/main.py " + " ".join(cli.overrides),
-                             changes, runs.fresh_seed(), fixed=False)
-    return paths.run_dir("_debug", id), record
+    return runs.create("_debug", git_head(), "python code/main.py " + " ".join(cli.overrides),
+                       changes, runs.fresh_seed(), fixed=False)
+
+
+def git_head():
+    out = subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=Path(__file__).parent,
+                         capture_output=True, text=True)
+    return out.stdout.strip() if out.returncode == 0 else None
 
 
 def parse(argv):
@@ -146,14 +152,24 @@ def main(argv=None):
     distributed.init()  # with one process: nothing
     rank, _, world_size = distributed.world()
     try:
-        run_dir, record = distributed.from_rank0(lambda: prepare(cli))
+        run, record = distributed.from_rank0(lambda: prepare(cli))
         args = args_process.process(overrides.apply(overrides.load_config(), record["overrides"]))
         args.device = distributed.device(args)
-        resume = cli.resume and resume_from(run_dir, record)
+        resume = cli.resume and resume_from(run)
     except UserError as err:
         return report(err) if rank == 0 else 2
 
-    rec = Recorder(run_dir, args, cli.resume, world_size, distributed.nnodes(), active=rank == 0)
+    rec = Recorder(run, args, cli.resume, world_size, distributed.nnodes(), active=rank == 0)
+    status = 1
+    try:
+        status = run_to_end(rec, args, record, resume)
+        return status
+    finally:  # whichever way the run ended; together only when every rank finished
+        distributed.teardown(together=status == 0)
+
+
+def run_to_end(rec, args, record, resume):
+    """Train, and record how it ended; the exit status."""
     try:
         signals.arm()  # a Ctrl-C noted while starting up is raised here
         metrics = train(args, rec, record, resume)
@@ -165,9 +181,7 @@ def main(argv=None):
         rec.fail()
         return 1
     rec.finish("finished", metrics)
-    distributed.teardown()
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,6 +1,6 @@
 # runtag's shell commands. Source it once per shell, from bash or zsh:  . code/source.sh
-# Each function only forwards to the Python CLI (code/utils/cli.py), which holds all logic,
-# so the commands work from any directory once defined.
+# Each function only forwards to the Python CLI (code/utils/cli.py), which holds all logic and
+# the list of names, so the commands work from any directory once defined.
 # No `continue` here: it is a shell builtin, and shadowing it breaks loops. Use `con`.
 
 if [ -n "${BASH_VERSION:-}" ]; then
@@ -20,46 +20,29 @@ _runtag_python=python
 command -v python >/dev/null 2>&1 || _runtag_python=python3
 _runtag() { command "$_runtag_python" "$_runtag_code/utils/cli.py" "$@"; }
 
-# An alias of the same name would garble the definitions below and shadow them afterwards.
-unalias run con rerun re sweep record title table plot expdiff itb expls expels >/dev/null 2>&1 || true
+# One function per name of cli.py's SHELL table, each forwarding its own name: `con` runs
+# `cli.py con`, which is the verb `continue`. An alias of the same name would garble the
+# definition and shadow it afterwards, so it goes first.
+_runtag_names=$(_runtag --functions)
+while IFS= read -r _runtag_name; do
+    unalias "$_runtag_name" >/dev/null 2>&1 || true
+    eval "$_runtag_name() { _runtag $_runtag_name \"\$@\"; }"
+done <<EOF
+$_runtag_names
+EOF
 
-run()     { _runtag run "$@"; }
-con()     { _runtag continue "$@"; }
-rerun()   { _runtag rerun "$@"; }
-re()      { _runtag rerun "$@"; }
-sweep()   { _runtag sweep "$@"; }
-record()  { _runtag record "$@"; }
-title()   { _runtag title "$@"; }
-table()   { _runtag table "$@"; }
-plot()    { _runtag plot "$@"; }
-expdiff() { _runtag diff "$@"; }  # not `diff`: that would shadow diff(1)
-itb()     { _runtag itb "$@"; }
-expls()   { _runtag expls "$@"; }
-expels()  { _runtag expels "$@"; }
-
-# Tab completion: a verb's options after `-`, else existing tags (and tag/id for the verbs that
-# take one), else file names. bash calls this with the command, the word and the word before;
-# zsh's bashcompinit does the same (under sh emulation: keep this plain POSIX-ish).
+# Tab completion: cli.py says which words fit (a verb's options after `-`, tags, runs, lists);
+# here they are only filtered by what is typed. bash calls this with the command, the word and
+# the word before; zsh's bashcompinit does the same (under sh emulation: keep this plain).
 # Names are data: any folder under a shared __result__ can be named `$(...)`, and `compgen -W`
 # would run it. So the words are matched one line at a time, never expanded.
 _runtag_complete() {
-    local words word
-    case "$2" in
-        -*) words=$(_runtag tags --options "$1" 2>/dev/null) ;;
-        *)  case "$1:$3" in
-                run:-m) words= ;;
-                run:--from|run:--init-from) words=$(_runtag tags --runs 2>/dev/null) ;;
-                run:*|expels:*|sweep:*) words=$(_runtag tags 2>/dev/null) ;;
-                con:*) words=$(_runtag tags --unfinished 2>/dev/null) ;;  # a finished run is refused
-                title:*|table:*|record:-l) words=$(_runtag tags --lists 2>/dev/null) ;;
-                *) words=$(_runtag tags --runs 2>/dev/null) ;;
-            esac ;;
-    esac
+    local word
     COMPREPLY=()
     while IFS= read -r word; do
         case "$word" in "$2"*) [ -n "$word" ] && COMPREPLY+=("$word") ;; esac
     done <<EOF
-$words
+$(_runtag --complete "$1" "$2" "$3" 2>/dev/null)
 EOF
 }
 if [ -n "${ZSH_VERSION:-}" ]; then
@@ -68,4 +51,9 @@ if [ -n "${ZSH_VERSION:-}" ]; then
     (( ${+functions[compdef]} )) || compinit -u -D
     bashcompinit
 fi
-complete -o default -F _runtag_complete run con rerun re record title table itb expels plot expdiff sweep
+while IFS= read -r _runtag_name; do
+    complete -o default -F _runtag_complete "$_runtag_name"
+done <<EOF
+$_runtag_names
+EOF
+unset _runtag_name

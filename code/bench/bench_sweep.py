@@ -20,15 +20,17 @@ from types import SimpleNamespace
 from scratch import project
 
 
-def measure(sweep, pool, tag, a):
+def measure(pool, tag, a):
     """(makespan, ideal) of --runs runs of the job on the pool."""
     from utils import gitrepo
+    from utils.sweep import drive, verb
+    from utils.sweep.job import Job
     repo = gitrepo.open_repo()
     gitrepo.ensure_tag(repo, tag, repo.head.commit.hexsha)
-    jobs = [sweep.Job({"epochs": a.epochs, "device": "cpu"}) for _ in range(a.runs)]
+    jobs = [Job({"epochs": a.epochs, "device": "cpu"}) for _ in range(a.runs)]
     args = SimpleNamespace(f=False, tag=tag)
     start = time.perf_counter()
-    sweep.drive(pool, jobs, lambda combination: sweep.command(args, combination))
+    drive.drive(pool, jobs, lambda combination: verb.command(args, combination))
     makespan = time.perf_counter() - start
     failed = [job for job in jobs if job.rc != 0]
     if failed:
@@ -51,12 +53,12 @@ def main():
         root = project(Path(tmp))
         os.environ["RUNTAG_ROOT"] = str(root)
         sys.path.insert(0, str(root / "code"))
-        from utils import sweep
-        envs = sweep.slots(SimpleNamespace(workers=a.workers, per_gpu=None), [])
-        results["local pool"] = measure(sweep, sweep.LocalPool(envs), "local", a)
+        from utils.sweep import local, raypool
+        local_args = SimpleNamespace(workers=a.workers, per_gpu=None)
+        results["local pool"] = measure(local.Pool(local_args, []), "local", a)
         if not a.no_ray:
             ray_args = SimpleNamespace(address="local", workers=a.workers, per_gpu=None)
-            results["ray"] = measure(sweep, sweep.RayPool(ray_args, []), "ray", a)
+            results["ray"] = measure(raypool.Pool(ray_args, []), "ray", a)
     print(f"\n{a.runs} runs of `run epochs={a.epochs}` on {a.workers} workers ({os.cpu_count()} CPU cores):")
     for name, (makespan, ideal) in results.items():
         print(f"  {name:<10}  makespan {makespan:6.1f} s   ideal {ideal:6.1f} s   ratio {makespan / ideal:.3f}")

@@ -17,7 +17,7 @@ PYTHON = sys.executable
 FAST = ["epochs=2"]  # a real run, kept short
 
 sys.path.insert(0, str(TEMPLATE / "code"))  # the template's modules
-from utils import runs  # noqa: E402
+from utils import process  # noqa: E402
 
 
 def git(cwd, *args):
@@ -137,7 +137,7 @@ def interrupt(proc):
 
 
 def gone(pid):
-    return not runs.alive(pid)
+    return not process.alive(pid)
 
 
 def children(pid):

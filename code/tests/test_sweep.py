@@ -17,14 +17,15 @@ from conftest import need_module
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # code/: the template's modules
 
-from utils import overrides, sweep_file  # noqa: E402
+from utils import overrides  # noqa: E402
+from utils.sweep import plan  # noqa: E402
 from utils.errors import UserError  # noqa: E402
 
 CONFIG = overrides.load_config()
 
 
 def parse(text):
-    return sweep_file.parse(text, CONFIG, name="s.yaml")
+    return plan.parse(text, CONFIG, name="s.yaml")
 
 
 def error(text):
@@ -57,8 +58,8 @@ def test_values_are_those_the_command_line_gives():
     # YAML 1.1 reads 1e-3 as a string; an int for a float key becomes a float, as `run lr=1` does
     assert parse("lr: [1e-3, 1]\n") == [{"lr": 0.001}, {"lr": 1.0}]
     config = {**CONFIG, "note": ""}  # a free string key: `data` must now name real data
-    for combo in sweep_file.parse("note: ['3', 'True', x, ' a']\nlr: [0.25]\n", config, name="s.yaml"):
-        assert overrides.parse(sweep_file.words(combo), config) == combo
+    for combo in plan.parse("note: ['3', 'True', x, ' a']\nlr: [0.25]\n", config, name="s.yaml"):
+        assert overrides.parse(overrides.words(combo), config) == combo
 
 
 @pytest.mark.parametrize("text, names", [
@@ -81,7 +82,7 @@ def test_a_mistake_names_the_file_document_and_key(text, names):
 
 
 def test_the_example_sweep_file_parses():
-    combos = sweep_file.load(Path(__file__).resolve().parents[1] / "sweeps" / "lr.yaml", CONFIG)
+    combos = plan.load(Path(__file__).resolve().parents[1] / "sweeps" / "lr.yaml", CONFIG)
     assert len(combos) == 6 and all(c["epochs"] == 10 for c in combos)
 
 

@@ -66,7 +66,8 @@ def append_lines(path, lines):
     path.parent.mkdir(parents=True, exist_ok=True)
     with locked(path.parent):
         old = path.read_text().splitlines() if path.exists() else []
-        new = [line for line in dict.fromkeys(lines) if line not in set(old)]
+        present = set(old)  # once: a set per line made appending n lines to a list of n quadratic
+        new = [line for line in dict.fromkeys(lines) if line not in present]
         if new:
             write_text(path, "\n".join(old + new) + "\n")
     return new

@@ -2,6 +2,8 @@
 
 Each verb lives in the module of its concern, as `add_<verb>(parser)` and `<verb>(args)`;
 only the module of the verb asked for is imported, so completion and --help stay quick.
+SHELL is the one table of the shell's names: source.sh defines a function per name
+(`cli.py --functions`) and completes them (`cli.py --complete NAME WORD PREVIOUS`).
 """
 import argparse
 import importlib
@@ -17,7 +19,7 @@ VERBS = {  # verb: (module, function, one line of help)
     "run": ("utils.launch", "run", "tag the current commit and run it into the next free id"),
     "continue": ("utils.launch", "con", "resume an unfinished run from its last checkpoint (shell: con)"),
     "rerun": ("utils.launch", "rerun", "run a tagged commit again, with a run's overrides, as a new id (shell: re)"),
-    "sweep": ("utils.sweep", "sweep", "one run per parameter combination of a YAML file, in parallel"),
+    "sweep": ("utils.sweep.verb", "sweep", "one run per parameter combination of a YAML file, in parallel"),
     "record": ("utils.statistic.record", "record", "append runs to an experiment list"),
     "title": ("utils.statistic.title", "title", "collect the columns of a list's table"),
     "table": ("utils.statistic.table", "table", "build the comparison table of a list"),
@@ -26,11 +28,13 @@ VERBS = {  # verb: (module, function, one line of help)
     "itb": ("utils.tboard", "itb", "TensorBoard over the chosen runs, on 127.0.0.1"),
     "expls": ("utils.listing", "expls", "one line per tag"),
     "expels": ("utils.listing", "expels", "one line per run of a tag"),
-    "tags": ("utils.listing", "tag_names", "tag names, for shell completion"),
 }
-ALIASES = {"con": "continue", "re": "rerun"}
-SHELL_NAMES = {"continue": "con", "diff": "expdiff"}  # messages name what the shell runs: `continue`
-                                                      # is a builtin there and `diff` is diff(1)
+SHELL = {  # shell function: the verb it runs. Not `continue` (a shell builtin) nor `diff` (diff(1)).
+    "run": "run", "con": "continue", "rerun": "rerun", "re": "rerun", "sweep": "sweep",
+    "record": "record", "title": "title", "table": "table", "plot": "plot", "expdiff": "diff",
+    "itb": "itb", "expls": "expls", "expels": "expels",
+}
+SHOWN = {verb: name for name, verb in reversed(SHELL.items())}  # messages name what the shell runs: `con`
 
 
 class Parser(argparse.ArgumentParser):
@@ -45,8 +49,36 @@ class Parser(argparse.ArgumentParser):
 
 def usage():
     lines = ["usage: cli.py VERB [args]  (each verb has --help)", ""]
-    lines += [f"  {verb:<9} {text}" for verb, (_, _, text) in VERBS.items() if verb != "tags"]
+    lines += [f"  {verb:<9} {text}" for verb, (_, _, text) in VERBS.items()]
     return "\n".join(lines)
+
+
+def parser_of(name):
+    """(the verb's module, its function, its parser) for a verb or a shell name; None if unknown."""
+    verb = SHELL.get(name, name)
+    if verb not in VERBS:
+        return None
+    module_name, function, text = VERBS[verb]
+    module = importlib.import_module(module_name)
+    parser = Parser(prog=SHOWN.get(verb, verb), description=text)
+    getattr(module, f"add_{function}")(parser)
+    return module, function, parser
+
+
+def complete(name, word, previous):
+    """The words tab completion offers after the shell function `name` (source.sh filters them)."""
+    from utils import listing
+    if word.startswith("-"):
+        found = parser_of(name)
+        return [s for action in found[2]._actions for s in action.option_strings] if found else []
+    verb = SHELL.get(name, name)
+    if (verb, previous) == ("run", "-m"):
+        return []
+    if verb in ("title", "table") or previous == "-l":
+        return listing.list_names()
+    if verb in ("run", "expels", "sweep") and previous not in ("--from", "--init-from"):
+        return listing.tag_words()
+    return listing.tag_words(runs_too=True, unfinished=verb == "continue")  # a finished run is refused by con
 
 
 def main(argv=None):
@@ -55,14 +87,14 @@ def main(argv=None):
         if not argv or argv[0] in ("-h", "--help"):
             print(usage())
             return 0
-        verb = ALIASES.get(argv[0], argv[0])
-        if verb not in VERBS:
+        if argv[0] in ("--functions", "--complete"):  # for source.sh
+            print("\n".join(SHELL if argv[0] == "--functions" else complete(*(argv[1:] + ["", "", ""])[:3])))
+            return 0
+        found = parser_of(argv[0])
+        if not found:
             raise UserError(f"unknown command {argv[0]!r}", "run `cli.py --help` for the list")
-        module_name, function, text = VERBS[verb]
-        module = importlib.import_module(module_name)
-        parser = Parser(prog=SHELL_NAMES.get(verb, verb), description=text)
+        module, function, parser = found
         parser.set_defaults(command=" ".join([argv[0]] + argv[1:]))  # recorded in statistic.json
-        getattr(module, f"add_{function}")(parser)
         return getattr(module, function)(parser.parse_intermixed_args(argv[1:])) or 0
     except UserError as err:
         return report(err)

@@ -8,34 +8,21 @@ import json
 import git
 
 from utils import paths, runs
-from utils.errors import UserError
 
 ABSENT = "-"
 WIDTH = 40  # longest value shown; longer ones are cut
 
 
 def add_diff(p):
-    p.add_argument("a", metavar="TAG[/ID]", help="a run (a bare tag: its newest run)")
+    p.add_argument("a", metavar="TAG[/ID]", help="a run (a bare tag or a quoted glob of one tag: its newest run)")
     p.add_argument("b", metavar="TAG[/ID]", help="the run to compare it with")
 
 
 def diff(args):
-    (name_a, a), (name_b, b) = one(args.a), one(args.b)
-    print(side_by_side(name_a, a, name_b, b))
+    (run_a, a), (run_b, b) = runs.one(args.a), runs.one(args.b)
+    print(side_by_side(str(run_a), a, str(run_b), b))
     print()
     print(code_changes(a.get("commit"), b.get("commit")))
-
-
-def one(spec):
-    """(name, record) of the run a spec names."""
-    run_dir = runs.resolve(spec)
-    if not run_dir:
-        raise UserError(f"tag {spec!r} has no runs", "see `expls` for the tags that have runs")
-    name = f"{run_dir[-1].parent.name}/{run_dir[-1].name}"
-    rec = runs.read(run_dir[-1])
-    if rec is None:
-        raise UserError(f"the record of {name} is missing or damaged", "choose another run")
-    return name, rec
 
 
 def side_by_side(name_a, a, name_b, b):

@@ -45,11 +45,13 @@ def active():
     return dist.is_available() and dist.is_initialized()
 
 
-def teardown():
-    """Leave the group together: a rank that tears down while a peer is still busy (rank 0
-    writing its last record) can make gloo abort the peer at exit."""
+def teardown(together=True):
+    """Leave the group. `together` after a finished run: a rank that tears down while a peer is
+    still busy (rank 0 writing its last record) can make gloo abort the peer at exit. Not after
+    a crash or a stop: a peer may be inside another collective, and a barrier would wait forever."""
     if active():
-        dist.barrier()
+        if together:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import git
 
-from utils import paths, runs
+from utils import paths, process
 from utils.errors import UserError, shown
 
 
@@ -66,6 +66,20 @@ def other_ref(name):
                          capture_output=True, text=True)
     ref = out.stdout.strip() if out.returncode == 0 else ""
     return "" if ref == f"refs/tags/{name}" else ref
+
+
+def ready(tag):
+    """What `run` and `sweep` check before they write anything: a repository with a commit, a
+    safe tag name, an identity to sign the tag with. Returns (repo, changed files under code/)."""
+    repo = open_repo()
+    check_tag_name(tag)
+    require_identity(repo)
+    return repo, dirty_code(repo)
+
+
+def refuse_dirty(dirty, todo):
+    if dirty:
+        raise UserError(f"code/ has uncommitted changes: {' '.join(dirty[:5])}{' ...' if len(dirty) > 5 else ''}", todo)
 
 
 def dirty_code(repo):
@@ -159,7 +173,7 @@ def owner_gone(name):
     """Whether a worktree's name, `<commit>.<pid>.<host>.<random>`, is of a pid of this host that is gone."""
     _, pid, rest = (name.split(".", 2) + ["", ""])[:3]
     return pid.isascii() and pid.isdigit() and len(pid) < 10 and rest.rsplit(".", 1)[0] == socket.gethostname() \
-        and not runs.alive(int(pid))  # < 10 digits: os.kill() of a larger number overflows
+        and not process.alive(int(pid))  # < 10 digits: os.kill() of a larger number overflows
 
 
 def in_use(folder, words):

@@ -1,7 +1,8 @@
 """run, continue, rerun: decide what to run and where, then start code/main.py on a run folder."""
+import os
 from contextlib import contextmanager
 
-from utils import gitrepo, launcher, overrides, paths, runlock, runs, tboard
+from utils import atomic, gitrepo, overrides, paths, process, runs, tboard
 from utils.errors import UserError
 
 
@@ -25,18 +26,14 @@ def add_processes(p):
 def run(args):
     if joins(args):
         return execute(paths.root(), None, nproc=args.nproc, args=args)
-    repo = gitrepo.open_repo()
-    gitrepo.check_tag_name(args.tag)
-    gitrepo.require_identity(repo)
-    dirty = gitrepo.dirty_code(repo)
-    if dirty and not args.m:
-        raise UserError(f"code/ has uncommitted changes: {' '.join(dirty[:5])}{' ...' if len(dirty) > 5 else ''}",
-                        "commit them, or `run -m MSG` to commit code/ first")
+    repo, dirty = gitrepo.ready(args.tag)
+    if not args.m:
+        gitrepo.refuse_dirty(dirty, "commit them, or `run -m MSG` to commit code/ first")
     parent_spec = args.parent or args.init_from  # --init-from alone also inherits the overrides
     parent = one_run(parent_spec) if parent_spec else None
     init = best_weights(args.init_from) if args.init_from else None
     config = overrides.load_config()
-    changes = {**(parent["overrides"] if parent else {}), **overrides.parse(args.overrides, config)}
+    changes = {**(parent[1]["overrides"] if parent else {}), **overrides.parse(args.overrides, config)}
     import args_process
     args_process.check(overrides.apply(config, changes))
     head = repo.head.commit.hexsha
@@ -49,21 +46,20 @@ def run(args):
         print(f"runtag: nothing to commit under code/; -m ignored, tagging HEAD {head[:10]} as it is", flush=True)
     gitrepo.ensure_tag(repo, args.tag, head)
     seed = runs.fixed_seed() if args.f else runs.fresh_seed()
-    id, _ = runs.create(args.tag, head, args.command, changes, seed, args.f,
-                        parent=parent_spec and name_of(parent), extra=init and {"init_from": init})
-    with created(paths.run_dir(args.tag, id)):
-        print(f"runtag: {args.tag}/{id} at {head[:10]} {changes or ''}", flush=True)
+    new, _ = runs.create(args.tag, head, args.command, changes, seed, args.f,
+                         parent=parent and str(parent[0]), extra=init and {"init_from": init})
+    with created(new):
+        print(f"runtag: {new} at {head[:10]} {changes or ''}", flush=True)
         tboard.serve_results(overrides.apply(config, changes))
-        return execute(paths.root(), paths.run_dir(args.tag, id), nproc=args.nproc, args=args)
+        return execute(paths.root(), new, nproc=args.nproc, args=args)
 
 
 def best_weights(spec):
     """`--init-from tag/id`: that run, which must have a best checkpoint; recorded as `tag/id`."""
-    record = one_run(spec)
-    name = name_of(record)
-    if not (paths.run_dir(record["tag"], record["id"]) / "checkpoint" / "epoch_best.pth").exists():
-        raise UserError(f"{name} has no best checkpoint to start from", "choose a run that finished an epoch")
-    return name
+    source, _ = one_run(spec)
+    if not (source.checkpoints / runs.BEST).exists():
+        raise UserError(f"{source} has no best checkpoint to start from", "choose a run that finished an epoch")
+    return str(source)
 
 
 def joins(args):
@@ -89,26 +85,22 @@ def con(args):
     if joins(args):
         return execute(paths.root(), None, resume=True, nproc=args.nproc, args=args)
     repo = gitrepo.open_repo()
-    run_dir = unfinished(args.spec)
-    record = runs.read(run_dir)
-    if record is None:
-        raise UserError(f"the record of {args.spec} is missing or damaged", "`rerun` it, or choose another run")
-    status = runs.shown_status(record)
+    run, record = unfinished(args.spec)
+    status = runs.status(record)
     if status == "finished":
-        raise UserError(f"{name_of(record)} is finished", f"`rerun {name_of(record)}` to run it again")
-    runlock.acquire(run_dir, name_of(record), record.get("pid"))  # alive on this host: refused, whatever the flags
+        raise UserError(f"{run} is finished", f"`rerun {run}` to run it again")
+    run.lock(record.get("pid"))  # alive on this host: refused, whatever the flags
     if status == "running" and not args.force:
-        raise UserError(f"{name_of(record)} is still running (pid {record['pid']} on {record['host']})",
+        raise UserError(f"{run} is still running (pid {record['pid']} on {record['host']})",
                         "wait for it, stop it, or `con --force` if that process is gone")
-    gitrepo.require_commit(repo, record["commit"], name_of(record))
+    gitrepo.require_commit(repo, record["commit"], str(run))
     # Any epoch file, not only what epoch_last names: main.py goes on from the newest that loads
     # (loading is not for here: gigabytes, and torch's import) and refuses, status kept, if none does.
-    if not any(p.is_file() for p in (run_dir / "checkpoint").glob("epoch_[0-9]*.pth")):
-        raise UserError(f"{name_of(record)} has no checkpoint to continue from",
-                        f"`rerun {name_of(record)}` to start it again")
-    print(f"runtag: continuing {name_of(record)} from its newest checkpoint that loads", flush=True)
+    if not run.has_epoch_file():
+        raise UserError(f"{run} has no checkpoint to continue from", f"`rerun {run}` to start it again")
+    print(f"runtag: continuing {run} from its newest checkpoint that loads", flush=True)
     with gitrepo.checkout_of(repo, record["commit"]) as where:
-        return execute(where, run_dir, resume=True, nproc=args.nproc or per_node(record, args), args=args,
+        return execute(where, run, resume=True, nproc=args.nproc or per_node(record, args), args=args,
                        threads=record.get("threads"))
 
 
@@ -122,21 +114,17 @@ def rerun(args):
     if joins(args):
         return execute(paths.root(), None, nproc=args.nproc, args=args)
     repo = gitrepo.open_repo()
-    tag, _, id = args.spec.partition("/")
-    source = runs.read(runs.resolve(f"{tag}/{id or (runs.ids(tag) or [0])[0]}")[0])
-    if source is None:
-        raise UserError(f"the record of {args.spec} is missing or damaged", "choose another run of the tag")
-    commit = gitrepo.tag_commit(repo, tag) or source["commit"]
-    gitrepo.require_commit(repo, commit, name_of(source))
+    old, source = one_run(args.spec, choose=lambda found: found[0])  # a bare tag: its first run
+    commit = gitrepo.tag_commit(repo, old.tag) or source["commit"]
+    gitrepo.require_commit(repo, commit, str(old))
     seed = source["seed"] if args.f else runs.fresh_seed()
-    extra = {"rerun_of": name_of(source), **({"init_from": source["init_from"]} if source.get("init_from") else {})}
-    new_id, _ = runs.create(tag, commit, args.command, source["overrides"], seed, args.f and source["fixed_seed"],
-                            parent=source.get("parent"), extra=extra)
-    run_dir = paths.run_dir(tag, new_id)
-    with created(run_dir):
-        print(f"runtag: {tag}/{new_id} reruns {name_of(source)} at {commit[:10]}", flush=True)
+    extra = {"rerun_of": str(old), **({"init_from": source["init_from"]} if source.get("init_from") else {})}
+    new, _ = runs.create(old.tag, commit, args.command, source["overrides"], seed, args.f and source["fixed_seed"],
+                         parent=source.get("parent"), extra=extra)
+    with created(new):
+        print(f"runtag: {new} reruns {old} at {commit[:10]}", flush=True)
         with gitrepo.checkout_of(repo, commit) as where:
-            return execute(where, run_dir, nproc=args.nproc or per_node(source, args), args=args,
+            return execute(where, new, nproc=args.nproc or per_node(source, args), args=args,
                            threads=source.get("threads") if args.f else None)  # -f: bit for bit, threads too
 
 
@@ -145,42 +133,51 @@ def per_node(record, args):
     return max(record.get("world_size", 1) // args.nnodes, 1)
 
 
-def one_run(spec):
-    """The record of exactly one run, `tag/id` (a bare tag: its newest run)."""
-    record = runs.read(runs.resolve(spec)[-1])
-    if record is None:
-        raise UserError(f"the record of {spec} is missing or damaged", "choose another run")
-    return record
+def one_run(spec, choose=lambda found: found[-1]):
+    """(run, record) of the one run a spec names (a bare tag: its newest run, unless `choose`)."""
+    return runs.one(spec, choose)
 
 
 def unfinished(spec):
-    """The run to continue: the one named, or the newest unfinished one of the tag."""
-    dirs = runs.resolve(spec)
-    if "/" in spec:
-        return dirs[0]
-    for d in reversed(dirs):
-        record = runs.read(d)
-        if record and record.get("status") != "finished":
-            return d
-    raise UserError(f"every run of {spec!r} is finished", f"`rerun {spec}` to run it again")
+    """The run to continue, and its record: the one named, or the newest unfinished one of the tag."""
+    def newest_unfinished(found):
+        for run, record in reversed(runs.records(found)):
+            if record and record.get("status") != "finished":
+                return run
+        raise UserError(f"every run of {found[0].tag!r} is finished", f"`rerun {found[0].tag}` to run it again")
+    return runs.one(spec, newest_unfinished)
 
 
-def name_of(record):
-    return f"{record['tag']}/{record['id']}"
-
-
-def execute(checkout, run_dir, resume=False, nproc=None, args=None, threads=None):
-    """Start the checkout's main.py on the run folder (see utils/launcher.py) and wait."""
+def execute(checkout, run, resume=False, nproc=None, args=None, threads=None):
+    """Start the checkout's main.py on the run's folder (see utils/process.py), wait, and set the
+    status its processes could not: stopped before Python could say so, or a crashed DDP rank."""
     nodes = {"nnodes": args.nnodes, "node_rank": args.node_rank, "master": args.master} if args else {}
-    return launcher.execute(checkout, run_dir, resume, nproc, threads=threads, **nodes)
+    nproc = process.processes(nproc)
+    cmd = process.command(checkout, run and run.dir, resume, nproc, **nodes)
+    rc, stopped = process.train(cmd, threads, run and run.lock())
+    if stopped and rc != 0:
+        if run:
+            run.conclude("interrupted", ("running",))
+        return 128 + stopped
+    if run and rc not in (0, 2) and (nproc > 1 or nodes.get("nnodes", 1) > 1):  # a rank crashed (2: a mistake, said by rank 0)
+        run.conclude("failed", ("running", "interrupted"))
+    return rc
 
 
 @contextmanager
-def created(run_dir):
+def created(run):
     """From a new run's record to its processes: a Ctrl-C in between (a slow worktree, say)
     still ends the record `interrupted` rather than `running` with nobody behind it."""
     try:
+        report_name(run)
         yield
     except KeyboardInterrupt:
-        launcher.conclude(run_dir, "interrupted", ("running",))
+        run.conclude("interrupted", ("running",))
         raise
+
+
+def report_name(run):
+    """Tell a sweep (utils/sweep) the name of the run it started: it passes a file to write it to."""
+    target = os.environ.get("RUNTAG_NAME_FILE")
+    if target:
+        atomic.write_text(target, f"{run}\n")

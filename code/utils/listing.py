@@ -3,7 +3,6 @@
 Both read only the runs' statistic.json (and, for expls, the tags' commits from git), so
 they work while runs are going, and on a copy of __result__ without the repository.
 """
-import os
 import subprocess
 
 from utils import paths, runs
@@ -18,7 +17,7 @@ def expls(args):
     commits = tagged_commits()
     rows = [("TAG", "RUNS", "FINISHED", "COMMIT", "DATE", "SUBJECT")]
     for tag in runs.tags():
-        records = [r for r in map(runs.read, runs.resolve(tag)) if r]
+        records = [r for _, r in runs.records(runs.Run(tag, id) for id in runs.ids(tag)) if r]
         sha, date, subject = commits.get(tag) or (first(records, "commit"), "", "")
         finished = sum(r.get("status") == "finished" for r in records)
         rows.append((tag, len(records), finished, (sha or "-")[:10], date or "-", subject or "-"))
@@ -26,64 +25,40 @@ def expls(args):
 
 
 def add_expels(p):
-    p.add_argument("tag", help="a tag that has runs (see expls)")
+    p.add_argument("specs", nargs="+", metavar="TAG[/ID]",
+                   help="a tag that has runs (see expls), a run, or a quoted glob of tags: 'lr*'")
 
 
 def expels(args):
-    """One line per run of a tag: status, epochs done, the epoch `con` would continue after,
-    best metric, duration, overrides."""
+    """One line per run: status, epochs done, the epoch `con` would continue after, best metric,
+    duration, overrides."""
     rows = [("RUN", "STATUS", "EPOCH", "CHECKPOINT", "BEST", "DURATION", "OVERRIDES")]
-    for run_dir in runs.resolve(args.tag.rstrip("/")):
-        record = runs.read(run_dir)
+    for run, record in runs.records(runs.resolve(args.specs)):
         if record is None:
-            rows.append((f"{args.tag}/{run_dir.name}", "damaged", "-", checkpoint(run_dir), "-", "-",
-                         "statistic.json missing or unreadable"))
+            rows.append((run, "damaged", "-", run.last_epoch() or "-", "-", "-", "statistic.json missing or unreadable"))
             continue
-        rows.append((f"{record['tag']}/{record['id']}", runs.shown_status(record),
-                     f"{record.get('epoch', 0)}/{record.get('epochs') or '?'}", checkpoint(run_dir), best(record),
-                     duration(record.get("duration_s") or 0), overrides(record.get("overrides") or {})))
+        rows.append((run, runs.status(record), f"{record.get('epoch', 0)}/{record.get('epochs') or '?'}",
+                     run.last_epoch() or "-", best(record), duration(record.get("duration_s") or 0),
+                     overrides(record.get("overrides") or {})))
     print(columns(rows))
 
 
-def add_tag_names(p):
-    p.add_argument("--runs", action="store_true", help="also every tag/id")
-    p.add_argument("--unfinished", action="store_true", help="only runs that are not finished, and their tags")
-    p.add_argument("--lists", action="store_true", help="the experiment lists instead")
-    p.add_argument("--options", metavar="VERB", help="the options of a verb instead")
+def list_names():
+    return sorted(p.stem for p in paths.lists().glob("*.txt"))
 
 
-def tag_names(args):
-    """Words for the shell's tab completion (source.sh): tags, runs, lists, or a verb's options."""
-    if args.options:
-        print("\n".join(options(args.options)))
-    elif args.lists:
-        print("\n".join(sorted(p.stem for p in (paths.statistic() / "exper-list").glob("*.txt"))))
-    elif args.unfinished:  # what `con` can take
-        for tag in runs.tags():
-            left = [id for id in runs.ids(tag) if (runs.read(paths.run_dir(tag, id)) or {}).get("status") != "finished"]
-            if left:
-                print("\n".join([tag] + [f"{tag}/{id}" for id in left]))
-    else:
-        for tag in runs.tags():
-            print(tag)
-            if args.runs:
-                print("\n".join(f"{tag}/{id}" for id in runs.ids(tag)))
-
-
-def options(verb):
-    """The option strings of a verb's parser (shell names like `con` or `expdiff` accepted)."""
-    from utils import cli
-    verb = {**cli.ALIASES, "expdiff": "diff"}.get(verb, verb)
-    if verb not in cli.VERBS:
-        return []
-    module_name, function, _ = cli.VERBS[verb]
-    try:
-        import importlib
-        parser = cli.Parser(prog=verb)
-        getattr(importlib.import_module(module_name), f"add_{function}")(parser)
-    except (ImportError, AttributeError):  # a verb another part has not built yet
-        return []
-    return [s for action in parser._actions for s in action.option_strings]
+def tag_words(runs_too=False, unfinished=False):
+    """Tags, and with `runs_too` their runs `tag/id`, one a line, for tab completion; `unfinished`:
+    only the runs that are not finished (what `con` takes), and their tags."""
+    words = []
+    for tag in runs.tags():
+        found = [runs.Run(tag, id) for id in runs.ids(tag)]
+        if unfinished:
+            found = [run for run, record in runs.records(found) if (record or {}).get("status") != "finished"]
+            words += [tag, *map(str, found)] if found else []
+        else:
+            words += [tag, *(map(str, found) if runs_too else [])]
+    return words
 
 
 def tagged_commits():
@@ -98,15 +73,6 @@ def tagged_commits():
         tag, sha, date, subject = line.split("\0")
         commits[tag] = (sha, date, subject)
     return commits
-
-
-def checkpoint(run_dir):
-    """The epoch of checkpoint/epoch_last.pth (its link names it: epoch_<n>.pth), or `-`.
-    A killed run has trained further than it can be continued from; this says how far back."""
-    try:
-        return os.readlink(run_dir / "checkpoint" / "epoch_last.pth").removeprefix("epoch_").removesuffix(".pth")
-    except OSError:
-        return "-"
 
 
 def first(records, key):

@@ -2,6 +2,7 @@
 import ast
 import difflib
 import importlib.util
+import json
 import types
 
 from utils import paths
@@ -93,3 +94,26 @@ def compatible(val, default):
 
 def apply(config, overrides):
     return {**config, **overrides}
+
+
+# Overrides as text: `key=value` words that `run` parses back to the same values.
+
+def canonical(overrides):
+    """Overrides as text that equal overrides share, whatever their order or JSON round trip."""
+    return json.dumps(overrides, sort_keys=True)
+
+
+def argv(overrides):
+    """`key=value` words, joined by spaces, that `run` parses back to exactly these values."""
+    return " ".join(words(overrides))
+
+
+def words(overrides):
+    return [f"{k}={text(v)}" for k, v in overrides.items()]
+
+
+def text(val):
+    """A string stays bare unless `run` would read it as something else (3, True, [1])."""
+    if isinstance(val, str) and value(val) == val and val == val.strip():
+        return val
+    return repr(val)

@@ -22,5 +22,10 @@ def data():
     return root() / "__data__"
 
 
-def run_dir(tag, id):
-    return results() / tag / str(id)
+def lists():
+    """The experiment lists: one run name `tag/id` a line (see utils/statistic/record.py)."""
+    return statistic() / "exper-list"
+
+
+def exper_list(name):
+    return lists() / f"{name}.txt"

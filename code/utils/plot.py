@@ -1,16 +1,11 @@
-"""plot: learning curves of runs in one PNG, read from their TensorBoard event files.
-
-`scalars()` is also `utils.statistic.load_scalars`, for notebooks.
-"""
+"""plot: learning curves of runs in one PNG, read from their TensorBoard event files."""
 import hashlib
 import re
 from pathlib import Path
 
-import pandas as pd
-
-from utils import paths
+from utils import paths, runs
 from utils.errors import UserError
-from utils.statistic import record
+from utils.statistic import record, scalars
 
 
 def add_plot(p):
@@ -24,40 +19,16 @@ def plot(args):
     print(shown(out))
 
 
-def scalars(specs, tags=None):
-    """The scalars of the runs as a long DataFrame: run, tag, step, value."""
-    return read(record.expand(specs), tags)
-
-
-def read(names, tags=None):
-    """Every event file of each run's tensorboard/ (a continued run adds one), through
-    TensorBoard's own reader: it reads a folder's files in order, and where a resumed run
-    logged a step again, keeps the newer value as TensorBoard shows it."""
-    from tensorboard.backend.event_processing import event_accumulator as ea
-    rows = []
-    for name in names:
-        folder = paths.results() / name / "tensorboard"
-        if not folder.is_dir():
-            record.warn(f"skipped {name}: it has no {folder}")
-            continue
-        events = ea.EventAccumulator(str(folder), size_guidance={ea.SCALARS: 0})  # 0: keep every point
-        events.Reload()
-        for tag in events.Tags()["scalars"]:
-            if tags is None or tag in tags:
-                rows += [(name, tag, e.step, e.value) for e in events.Scalars(tag)]
-    return pd.DataFrame(rows, columns=["run", "tag", "step", "value"])
-
-
 def curves(specs, metric="val/acc", out=None):
     """Draw `metric` of each run as one line; returns (the PNG's path, the Figure)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure  # not pyplot: no global state, no GUI, safe in a notebook
     from matplotlib.ticker import MaxNLocator
 
-    names = record.expand(specs)
-    data = read(names, [metric])
+    names = [str(run) for run in runs.resolve(specs)]
+    data = scalars.read(names, [metric])
     if data.empty:
-        known = sorted(set(read(names)["tag"]))
+        known = sorted(set(scalars.read(names)["tag"]))
         raise UserError(f"no run of {' '.join(specs)} has the scalar {metric!r}",
                         f"choose --metric among: {', '.join(known) or '(none: no event files)'}")
     for name in names:

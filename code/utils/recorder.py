@@ -1,4 +1,4 @@
-"""A run folder's bookkeeping: statistic.json, TensorBoard events, the log, finished.txt.
+"""A run's bookkeeping while it trains: TensorBoard events, the log, its record (through utils/runs.py).
 
 Disk writes (statistic.json, checkpoints) go to one background thread, in order, so the
 training loop does not wait on fsync; `drain()` waits for them before anything is concluded.
@@ -10,7 +10,6 @@ import socket
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import torch
 
@@ -20,10 +19,10 @@ from utils import atomic, log, paths, runs, signals
 class Recorder:
     """Under DDP every rank has one, but only rank 0's is `active` and writes."""
 
-    def __init__(self, run_dir, args, resume=False, world_size=1, nnodes=1, active=True):
-        self.dir = Path(run_dir)
-        self.checkpoints = self.dir / "checkpoint"
-        self.log = self.dir / "log"
+    def __init__(self, run, args, resume=False, world_size=1, nnodes=1, active=True):
+        self.run = run
+        self.checkpoints = run.checkpoints
+        self.log = run.log
         self.cuda = args.cuda
         self.active = active
         self.pending = []
@@ -31,24 +30,22 @@ class Recorder:
             self.start(args, resume, world_size, nnodes)
 
     def start(self, args, resume, world_size, nnodes):
-        self.record = runs.read(self.dir)
         self.started = time.time()
-        self.previous_s = self.record["duration_s"] if resume else 0.0
         self.background = ThreadPoolExecutor(1, thread_name_prefix="runtag-writer")
         self.tee = log.tee_stdout(self.log)
-        self.reserve = Reserve(self.dir)
+        self.reserve = Reserve(self.run.reserve)
         self.trained = False  # set by the first epoch
-        self.record.update(
-            status="running", pid=os.getpid(), host=socket.gethostname(), end=None,
+        self.record = self.run.start(
+            pid=os.getpid(), host=socket.gethostname(),
             epochs=args.epochs, world_size=world_size, nnodes=nnodes,
             hparams=json_safe(vars(args)),
             gpus=os.environ.get("CUDA_VISIBLE_DEVICES"),
             versions={"python": sys.version.split()[0], "torch": torch.__version__},
             threads=torch.get_num_threads(),  # CPU results depend on it in the last bits
         )
-        runs.write(self.dir, self.record)
+        self.previous_s = self.record["duration_s"] if resume else 0.0
         from torch.utils.tensorboard import SummaryWriter  # a new event file beside any old one
-        self.writer = SummaryWriter(self.dir / "tensorboard")
+        self.writer = SummaryWriter(self.run.tensorboard)
 
     def epoch(self, epoch, metrics, best_epoch, lr, seconds, samples):
         """TensorBoard scalars of one epoch, and statistic.json rewritten in the background."""
@@ -69,9 +66,10 @@ class Recorder:
             m["best/epoch"] = epoch
         self.record["epoch"] = epoch
         self.record["duration_s"] = self.duration()
-        self.submit(atomic.write_bytes, self.dir / "statistic.json", dumps(self.record))
+        self.run.write(self.record, background=self)
 
     def submit(self, fn, *args):
+        """Run fn(*args) on the writer thread, after the writes submitted before it."""
         self.check()
         future = self.background.submit(fn, *args)
         self.pending.append(future)
@@ -112,10 +110,9 @@ class Recorder:
         if error:
             self.record["error"] = error
         self.reserve.release()  # room for this last record, whatever the disk holds now
-        runs.write(self.dir, self.record)
+        self.run.write(self.record)
         if status == "finished":
-            atomic.append_lines(paths.statistic() / "exper-list" / "finished.txt",
-                                [f"{self.record['tag']}/{self.record['id']}"])
+            atomic.append_lines(paths.exper_list("finished"), [str(self.run)])
         self.tee.close()  # stdout is the terminal's again
 
     def hparams(self, metrics):
@@ -143,7 +140,7 @@ class Recorder:
         """`no space left on device while writing <file>`, in the log and on stderr; the text."""
         self.reserve.release()
         what = f"{err.strerror.lower() if err.strerror else err} while writing {err.filename or 'a file'}"
-        self.say(f"runtag: {self.record['tag']}/{self.record['id']} failed: {what} — free space, then `con`")
+        self.say(f"runtag: {self.run} failed: {what} — free space, then `con`")
         return what
 
     def warn(self, text):
@@ -178,8 +175,8 @@ class Reserve:
 
     SIZE = 256 * 1024
 
-    def __init__(self, directory):
-        self.path = Path(directory) / ".reserve"
+    def __init__(self, path):
+        self.path = path
         try:
             with open(self.path, "wb") as f:
                 f.write(bytes(self.SIZE))  # real blocks, not a sparse file
@@ -192,10 +189,6 @@ class Reserve:
 
 def flat(key):
     return key.replace("/", "_")
-
-
-def dumps(record):
-    return atomic.json_text(record).encode()
 
 
 def json_safe(d):

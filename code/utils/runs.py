@@ -1,17 +1,150 @@
-"""Run folders and their statistic.json: allocate, create, read, find."""
+"""A run: the folder __result__/<tag>/<id>/ and its record, statistic.json.
+
+The one place that knows a run folder's layout, a run's name (`tag/3`), what the names, tags
+and globs on a command line stand for, and the record's life: `create` (the CLI's `run`),
+`start` and `write` every epoch (the Recorder, in main.py), `conclude` (the CLI, when the run's
+processes could not say how they ended). One serialiser (`encode`), one reader (`load`).
+"""
+import fnmatch
 import json
 import os
 import secrets
 import socket
-import subprocess
 import sys
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from utils import atomic, paths, runlock
+from utils import atomic, paths, process, runlock
 from utils.errors import UserError
 
 VERSION = 1
+RECORD, LOG, TENSORBOARD, CHECKPOINTS, RESERVE = "statistic.json", "log", "tensorboard", "checkpoint", ".reserve"
+LAST, BEST = "epoch_last.pth", "epoch_best.pth"  # links in checkpoint/ to the newest and the best epoch's file
+GLOB = "*?["
+
+
+def inside(name):
+    """A path in the run's folder, as an attribute of Run."""
+    return property(lambda run: run.dir / name)
+
+
+@dataclass(frozen=True)
+class Run:
+    tag: str
+    id: int
+
+    def __str__(self):
+        return f"{self.tag}/{self.id}"
+
+    @classmethod
+    def of(cls, record):
+        return cls(record["tag"], record["id"])
+
+    @classmethod
+    def parse(cls, name):
+        """`tag/3` as a Run; a name that is not one is a ValueError."""
+        tag, slash, id = name.partition("/")
+        if not (tag and slash and is_id(id)):
+            raise ValueError(f"not a run name tag/id: {name!r}")
+        return cls(tag, int(id))
+
+    @classmethod
+    def at(cls, folder):
+        """The run whose folder this is; a path outside this project's __result__ is a mistake."""
+        folder = Path(folder).resolve()
+        if not (is_id(folder.name) and folder.parent.parent == paths.results()):
+            raise UserError(f"{folder} is not a run folder __result__/<tag>/<id> of this project",
+                            "start runs with `run <tag>`")
+        return cls(folder.parent.name, int(folder.name))
+
+    @property
+    def dir(self):
+        return paths.results() / self.tag / str(self.id)
+
+    log = inside(LOG)
+    tensorboard = inside(TENSORBOARD)
+    checkpoints = inside(CHECKPOINTS)
+    reserve = inside(RESERVE)
+
+    def read(self):
+        """The record, or None when statistic.json is missing or damaged."""
+        return load(os.path.join(self.dir, RECORD))
+
+    def write(self, record, background=None):
+        """Replace the record atomically; with `background` (an executor) the disk write happens
+        there, from the record as it is now."""
+        job = (atomic.write_bytes, self.dir / RECORD, encode(record))
+        return background.submit(*job) if background else job[0](*job[1:])
+
+    def start(self, **fields):
+        """The record with `fields` set, as a run's processes start (or continue) it."""
+        record = self.read()
+        record.update(status="running", end=None, **fields)
+        self.write(record)
+        return record
+
+    def conclude(self, status, unless_now):
+        """Set the status the run's processes could not record, when the record still says one of `unless_now`."""
+        record = self.read()
+        if record and record["status"] in unless_now:
+            record.update(status=status, end=now())
+            self.write(record)
+
+    def lock(self, pid=None):
+        """Hold the folder's lock (utils/runlock.py) for this process and its children; its descriptor."""
+        return runlock.acquire(self.dir, str(self), pid)
+
+    def last_epoch(self):
+        """The epoch of checkpoint/epoch_last.pth (its link names it: epoch_<n>.pth), or None."""
+        try:
+            return os.readlink(self.checkpoints / LAST).removeprefix("epoch_").removesuffix(".pth")
+        except OSError:
+            return None
+
+    def has_epoch_file(self):
+        return any(p.is_file() for p in self.checkpoints.glob("epoch_[0-9]*.pth"))
+
+
+def encode(record):
+    """statistic.json's text: strict JSON, indented (atomic.json_text)."""
+    return atomic.json_text(record).encode()
+
+
+def load(path):
+    """A statistic.json's record, or None. Plain strings, not pathlib: it is most of the time of
+    reading 10,000 records."""
+    try:
+        with open(path, "rb") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def records(runs):
+    """[(run, record or None)], read as fast as the files allow."""
+    base = str(paths.results())
+    return [(run, load(os.path.join(base, run.tag, str(run.id), RECORD))) for run in runs]
+
+
+def create(tag, commit, command, overrides, seed, fixed, parent=None, extra=None):
+    """Claim the tag's next free id, lock its folder for this process (and the run it starts),
+    and write its first record (status `running`). Returns (run, record)."""
+    run = Run(tag, allocate(tag))
+    run.lock()
+    record = {
+        "version": VERSION, "tag": tag, "id": run.id, "status": "running",
+        "commit": commit, "command": command,
+        "seed": seed, "fixed_seed": fixed,
+        "overrides": overrides, "hparams": {}, "metrics": {},
+        "epoch": 0, "epochs": None, "start": now(), "end": None, "duration_s": 0.0,
+        "host": socket.gethostname(), "gpus": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "pid": os.getpid(), "world_size": 1, "nnodes": 1, "parent": parent,
+        "versions": {"python": sys.version.split()[0]},
+        **(extra or {}),
+    }
+    run.write(record)
+    return run, record
 
 
 def allocate(tag):
@@ -27,6 +160,37 @@ def allocate(tag):
             n += 1
 
 
+def now():
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def fresh_seed():
+    return secrets.randbelow(2**31)
+
+
+def fixed_seed():
+    return int((paths.CODE / "seed").read_text().split()[0])
+
+
+def status(record):
+    """The record's status, but `dead` for a run that says `running` whose process is gone from this host."""
+    if record.get("status") == "running" and record.get("host") == socket.gethostname() \
+            and not process.alive(record.get("pid")) and not runlock.locked(Run.of(record).dir):
+        return "dead"
+    return record.get("status")
+
+
+# Naming runs: `tag` (all its runs), `tag/id`, or a quoted glob of tags (`'lr*'`, `'lr*/0'`).
+
+def tags():
+    """The tags that have a folder under __result__, sorted; one directory read."""
+    try:
+        with os.scandir(paths.results()) as entries:
+            return sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
+    except OSError:
+        return []
+
+
 def ids(tag):
     """The ids of a tag's run folders; [] for a tag without a folder, or a name no folder can have
     (too long, a NUL). Only ASCII digits: str.isdigit() also takes `²` and `٣`, which int() refuses
@@ -39,95 +203,50 @@ def ids(tag):
 
 
 def is_id(text):
-    return text.isascii() and text.isdigit()
+    return text.isascii() and text.isdigit() and len(text) <= 18  # int() of 5000 digits raises
 
 
-def fresh_seed():
-    return secrets.randbelow(2**31)
+def resolve(specs):
+    """The runs that specs name, in order, each once. Every spec must name at least one run."""
+    found, known = {}, None
+    for spec in specs:
+        tag, _, id = spec.partition("/")
+        if any(c in tag for c in GLOB):
+            known = tags() if known is None else known
+            matched = [t for t in fnmatch.filter(known, tag) if tag.startswith("_") or not t.startswith("_")]
+            runs = [Run(t, i) for t in matched for i in ids(t) if not id or str(i) == id]
+            if not runs:
+                raise UserError(f"no run matches {spec!r}", "see `expls` for the tags that have runs")
+        else:
+            runs = of_tag(spec, tag, id)
+        found.update(dict.fromkeys(runs))
+    return list(found)
 
 
-def fixed_seed():
-    return int((paths.CODE / "seed").read_text().split()[0])
-
-
-def create(tag, commit, command, overrides, seed, fixed, parent=None, extra=None):
-    """Claim a new id, lock its folder for this process (and the run it starts), and write its
-    first statistic.json (status `running`)."""
-    id = allocate(tag)
-    runlock.acquire(paths.run_dir(tag, id), f"{tag}/{id}")
-    record = {
-        "version": VERSION, "tag": tag, "id": id, "status": "running",
-        "commit": commit, "command": command,
-        "seed": seed, "fixed_seed": fixed,
-        "overrides": overrides, "hparams": {}, "metrics": {},
-        "epoch": 0, "epochs": None, "start": now(), "end": None, "duration_s": 0.0,
-        "host": socket.gethostname(), "gpus": os.environ.get("CUDA_VISIBLE_DEVICES"),
-        "pid": os.getpid(), "world_size": 1, "nnodes": 1, "parent": parent,
-        "versions": {"python": sys.version.split()[0]},
-        **(extra or {}),
-    }
-    write(paths.run_dir(tag, id), record)
-    return id, record
-
-
-def now():
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def write(run_dir, record):
-    atomic.write_json(Path(run_dir) / "statistic.json", record)
-
-
-def read(run_dir):
-    """The run's record, or None when statistic.json is missing or damaged."""
-    try:
-        return json.loads((Path(run_dir) / "statistic.json").read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def shown_status(record):
-    """`dead` for a run that says `running` but whose process is gone from this host."""
-    if record.get("status") == "running" and record.get("host") == socket.gethostname() \
-            and not alive(record.get("pid")) and not runlock.locked(paths.run_dir(record["tag"], record["id"])):
-        return "dead"
-    return record.get("status")
-
-
-def alive(pid):
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie has exited: only its parent has not reaped it yet
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
-def git_head(cwd=paths.CODE):
-    out = subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=cwd, capture_output=True, text=True)
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
-def tags():
-    base = paths.results()
-    if not base.is_dir():
-        return []
-    return sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
-def resolve(spec):
-    """'tag' -> all its run folders; 'tag/3' -> that one. Unknown ones are a user mistake."""
-    tag, _, id = spec.partition("/")
-    if tag not in tags():
+def of_tag(spec, tag, id):
+    """The runs of `tag`, or its run `id`."""
+    if not tag or tag.startswith(".") or not os.path.isdir(paths.results() / tag):  # False for a name too long
         raise UserError(f"unknown tag {tag!r}", "see `expls` for the tags that have runs")
+    known = ids(tag)
+    if not known:
+        raise UserError(f"tag {tag!r} has no runs", "see `expls` for the tags that have runs")
     if not id:
-        return [paths.run_dir(tag, i) for i in ids(tag)]
-    if not is_id(id) or len(id) > 18 or int(id) not in ids(tag):  # no id is that long; int() of 5000 digits raises
+        return [Run(tag, i) for i in known]
+    if not is_id(id) or int(id) not in known:
         raise UserError(f"unknown run {spec!r}", f"see `expels {tag}` for its ids")
-    return [paths.run_dir(tag, int(id))]
+    return [Run(tag, int(id))]
+
+
+def one(spec, choose=lambda runs: runs[-1]):
+    """(run, record) of the one run a spec names: `tag/id`, or the run `choose` picks of the
+    tag's runs (default its newest). A glob must match runs of one tag only."""
+    runs = resolve([spec])
+    matched = list(dict.fromkeys(run.tag for run in runs))
+    if len(matched) > 1:
+        raise UserError(f"{spec!r} names runs of {len(matched)} tags: {', '.join(matched[:4])}"
+                        f"{' ...' if len(matched) > 4 else ''}", "name one tag, or one run tag/id")
+    run = runs[0] if "/" in spec else choose(runs)
+    record = run.read()
+    if record is None:
+        raise UserError(f"the record of {run} is missing or damaged", "choose another run")
+    return run, record

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from utils import atomic, paths, runs
+from utils import atomic, paths, process, runs
 from utils.errors import UserError
 
 STARTUP_S = 60  # a TensorBoard younger than this may not answer yet: it still counts as serving
@@ -40,10 +40,10 @@ def itb(args):
         return 0
     if not args.specs:
         raise UserError("itb needs the runs to show", "e.g. `itb wide narrow/2`; `itb --stop` stops it")
-    chosen = [d for spec in args.specs for d in runs.resolve(spec)]
+    chosen = runs.resolve(args.specs)
     with atomic.locked(ensure_folder()):
         stop()  # the new view replaces the old one: never two of ours
-        state = start(["--logdir", str(make_view(chosen))], [f"{d.parent.name}/{d.name}" for d in chosen])
+        state = start(["--logdir", str(make_view(chosen))], [str(run) for run in chosen])
     if not wait_until_up(state):
         print(f"runtag: TensorBoard did not start; see {folder() / 'log'}", file=sys.stderr)
         return 1
@@ -66,15 +66,15 @@ def serve_results(config):
     return state
 
 
-def make_view(run_dirs):
+def make_view(chosen):
     """view/<tag>/<id> -> the run's tensorboard/ folder: TensorBoard names each run `<tag>/<id>`
     (with --logdir_spec it would say `<tag>/<id>/.`) and still sees a `con`'s new event files."""
     view = folder() / "view"
     shutil.rmtree(view, ignore_errors=True)  # symlinks only: rmtree never follows them
-    for d in run_dirs:
-        link = view / d.parent.name / d.name
+    for run in chosen:
+        link = view / run.tag / str(run.id)
         link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(os.path.relpath(d / "tensorboard", link.parent), target_is_directory=True)
+        link.symlink_to(os.path.relpath(run.tensorboard, link.parent), target_is_directory=True)
     return view
 
 
@@ -105,9 +105,9 @@ def stop():
         except ProcessLookupError:
             break
         deadline = time.time() + 5
-        while runs.alive(state["pid"]) and time.time() < deadline:
+        while process.alive(state["pid"]) and time.time() < deadline:
             time.sleep(0.05)
-        if not runs.alive(state["pid"]):
+        if not process.alive(state["pid"]):
             break
     return state
 
@@ -123,7 +123,7 @@ def wait_until_up(state, timeout=STARTUP_S):
     while time.time() < deadline:
         if answers(state["port"]):
             return True
-        if not runs.alive(state["pid"]):
+        if not process.alive(state["pid"]):
             return False
         time.sleep(0.2)
     return False
@@ -131,7 +131,7 @@ def wait_until_up(state, timeout=STARTUP_S):
 
 def is_ours(pid):
     """Alive, and still a TensorBoard: a recorded pid may have been reused by another program."""
-    if not runs.alive(pid):
+    if not process.alive(pid):
         return False
     if not os.path.isdir("/proc/self"):  # no /proc (macOS): trust the pid
         return True

@@ -7,6 +7,7 @@ safe: the property each test states) or refused with UserError, never another ex
 40 generated command lines through the real CLI (marked slow): exit 0, or exit 2 with one
 `runtag: ` line; nothing written, in the project or beside it.
 """
+import fnmatch
 import json
 import os
 import re
@@ -111,6 +112,8 @@ def test_a_safe_tag_passes_the_name_check(lab):
     ("data=x", "data"),                 # was a tag and a `failed` run: no __data__/x
     ("data=..", "data"),
     ("model=''", "model"),              # was: ValueError in model.build, a `failed` run
+    ("model=nosuch", "model"),
+    ("best_metric=nosuch", "best_metric"),
     ("best_metric==", "best_metric"),   # was: KeyError in main.py
     ("device=cpux", "device"),          # the check took any prefix `cpu`
     ("device=cuda:", "device"),
@@ -231,16 +234,17 @@ specs = st.one_of(st.sampled_from(["s", "s/0", "s/3", "s/03", "s/", "s/4", "s/²
 
 
 def test_generated_run_specs_name_existing_runs_or_are_refused(lab):
-    """250 specs `tag/id`. An accepted one names folders of the tag that exist, ids in ASCII
-    digits, the one asked for when there is an id; ids(tag) never raises."""
+    """250 specs `tag/id`. An accepted one names folders of the tag (of tags the glob matches)
+    that exist, ids in ASCII digits, the one asked for when there is an id; ids(tag) never raises."""
     def resolve(spec):
         assert all(isinstance(i, int) for i in runs.ids(spec.partition("/")[0]))  # `rerun` asks before resolving
-        return runs.resolve(spec)
+        return [run.dir for run in runs.resolve([spec])]
 
     def holds(spec, dirs):
         tag, _, id = spec.partition("/")
-        assert all(d.is_dir() and d.parent.name == tag and d.name.isascii() and d.name.isdigit() for d in dirs)
-        assert not id or [int(d.name) for d in dirs] == [int(id)]
+        assert dirs and all(d.is_dir() and fnmatch.fnmatchcase(d.parent.name, tag) and d.name.isascii()
+                            and d.name.isdigit() for d in dirs)
+        assert not id or all(int(d.name) == int(id) for d in dirs)
 
     generated(specs, 250, resolve, holds, "run specs")
 

@@ -17,5 +17,5 @@ def load_table(list_name="record", group=False):
 def load_scalars(specs, tags=None):
     """The TensorBoard scalars of runs ('tag', 'tag/id' or a glob of tags) as a long DataFrame
     with columns run, tag, step, value; `tags` keeps only those scalar names."""
-    from utils.plot import scalars
+    from utils.statistic.scalars import scalars
     return scalars(specs, tags)

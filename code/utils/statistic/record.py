@@ -1,11 +1,7 @@
 """record: experiment lists, `__statistic__/exper-list/<list>.txt`, one `<tag>/<id>` a line.
 
-Also what title, table, plot and diff share: turning `tag`, `tag/id` and globs of tags into
-run names, and reading the records of a list (a damaged one is named and skipped).
+Also what title and table share: reading the records of a list (a damaged one is named and skipped).
 """
-import fnmatch
-import json
-import os
 import re
 import sys
 
@@ -15,7 +11,7 @@ from utils.errors import UserError
 # A list's name is a file name: no /, no dot; ASCII; 120 characters hold `sweep-<tag>` (a tag has
 # at most 100) and stay clear of the file system's 255 bytes.
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+-]{0,119}")
-RUN = re.compile(r"[^/\s]+/[0-9]+")  # not \d: it takes `²` and `٣` too
+RUN = re.compile(r"[^/\s]+/[0-9]{1,18}")  # not \d: it takes `²` and `٣` too; runs.is_id's length
 
 
 def add_record(p):
@@ -36,27 +32,8 @@ def add(list_name, specs):
     """Append the runs `specs` name to the list, skipping those already there; returns the names
     added. Every spec is checked before anything is written: an unknown run raises UserError."""
     check_name(list_name)
-    names = expand(specs)
+    names = [str(run) for run in runs.resolve(specs)]
     return atomic.append_lines(list_path(list_name), names)
-
-
-def expand(specs):
-    """'tag' (all its runs), 'tag/id', or a glob of tags ('lr*', 'lr*/0') -> ['tag/id', ...],
-    in order, without repeats. Globs skip tags starting with `_` (`_debug`) unless asked for."""
-    names = []
-    for spec in specs:
-        tag, sep, id = spec.partition("/")
-        if not any(c in tag for c in "*?["):
-            dirs = runs.resolve(spec)
-            if not dirs:
-                raise UserError(f"tag {tag!r} has no runs", "see `expls` for the tags that have runs")
-        else:
-            matched = [t for t in fnmatch.filter(runs.tags(), tag) if tag.startswith("_") or not t.startswith("_")]
-            dirs = [d for t in matched for d in runs.resolve(t) if not id or d.name == id]
-            if not dirs:
-                raise UserError(f"no run matches {spec!r}", "see `expls` for the tags that have runs")
-        names += [f"{d.parent.name}/{d.name}" for d in dirs]
-    return list(dict.fromkeys(names))
 
 
 def check_name(list_name):
@@ -66,7 +43,7 @@ def check_name(list_name):
 
 
 def list_path(list_name):
-    return paths.statistic() / "exper-list" / f"{list_name}.txt"
+    return paths.exper_list(list_name)
 
 
 def read(list_name):
@@ -91,17 +68,13 @@ def read(list_name):
 
 
 def load(names):
-    """[(name, record)] of the runs whose statistic.json reads; the others are named on stderr.
-    As runs.read, on plain strings: pathlib per file is most of the time over 10,000 runs."""
-    base = str(paths.results())
+    """[(name, record)] of the runs whose statistic.json reads; the others are named on stderr."""
     out = []
-    for name in names:
-        path = os.path.join(base, name, "statistic.json")
-        try:
-            with open(path, "rb") as f:
-                out.append((name, json.load(f)))
-        except (OSError, ValueError):
-            warn(f"skipped {name}: {path} is missing or damaged")
+    for run, rec in runs.records(map(runs.Run.parse, names)):
+        if rec is None:
+            warn(f"skipped {run}: its {runs.RECORD} is missing or damaged")
+        else:
+            out.append((str(run), rec))
     return out
 
 

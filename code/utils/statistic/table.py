@@ -12,7 +12,7 @@ from collections import Counter
 
 import pandas as pd
 
-from utils import atomic, paths, runs, sweep_file
+from utils import atomic, overrides, paths, runs
 from utils.errors import UserError
 from utils.statistic import record, title
 
@@ -87,7 +87,7 @@ def frame(list_name, loaded, group):
     rows = []
     for name, rec in loaded:  # plain lists, one DataFrame at the end: per-row pandas is slow
         hp, m = rec.get("hparams") or {}, rec.get("metrics") or {}
-        rows.append([name, runs.shown_status(rec), *[hp.get(k) for k in hparams], *[m.get(k) for k in metrics]])
+        rows.append([name, runs.status(rec), *[hp.get(k) for k in hparams], *[m.get(k) for k in metrics]])
     df = pd.DataFrame(rows, columns=["run", "status", *hparams, *metrics])
     df = df.loc[:, ~df.columns.duplicated()]  # a key listed twice in the title is one column
     if not group:
@@ -105,7 +105,7 @@ def group_name(name, rec, by):
     if by == "tag":
         return tag
     changes = {k: v for k, v in sorted((rec.get("overrides") or {}).items()) if k != "seed"}
-    return " ".join([tag, *sweep_file.words(changes)])
+    return " ".join([tag, *overrides.words(changes)])
 
 
 def fold(df, names, hparams, metrics):

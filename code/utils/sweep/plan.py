@@ -1,4 +1,4 @@
-"""The sweep file: YAML documents whose lists multiply into the runs of a sweep.
+"""plan: the sweep file, YAML documents whose lists multiply into the runs of a sweep.
 
     default:                # optional first document: overrides of every run
       epochs: 10
@@ -14,7 +14,6 @@ Every key and value is checked as a command-line override is, and an error names
 file, the document (counted from 1) and the key.
 """
 import itertools
-import json
 from pathlib import Path
 
 import yaml
@@ -52,7 +51,7 @@ def parse(text, config, name="sweep file"):
             default = defaults(doc["default"], config, where)
         else:
             for combination in product(doc, default, config, where):
-                key = canonical(combination)
+                key = overrides.canonical(combination)
                 if key not in seen:
                     seen.add(key)
                     combinations.append(combination)
@@ -108,26 +107,5 @@ def check_config(combination, config, where):
     try:
         args_process.check(overrides.apply(config, combination))
     except UserError as err:
-        raise UserError(f"{where}, combination {argv(combination)}: {str(err).split(' — ')[0]}",
-                        str(err).split(" — ", 1)[-1]) from None
-
-
-def canonical(combination):
-    """A combination as text that equal overrides share, whatever their order or JSON round trip."""
-    return json.dumps(combination, sort_keys=True)
-
-
-def argv(combination):
-    """`key=value` words that `run` parses back to exactly these values."""
-    return " ".join(words(combination))
-
-
-def words(combination):
-    return [f"{k}={text(v)}" for k, v in combination.items()]
-
-
-def text(value):
-    """A string stays bare unless `run` would read it as something else (3, True, [1])."""
-    if isinstance(value, str) and overrides.value(value) == value and value == value.strip():
-        return value
-    return repr(value)
+        what, todo = err.args
+        raise UserError(f"{where}, combination {overrides.argv(combination)}: {what}", todo) from None

@@ -1,0 +1,25 @@
+"""sweep: one run per combination of a sweep file, in parallel on CPU workers, GPUs or Ray.
+
+Every run is a plain `python code/utils/cli.py run <tag> key=value ...` subprocess, so every rule
+of `run` holds for it (tag on HEAD, clean code/, atomic ids); the sweep decides what to start
+where, and reports. A combination with a finished run under the tag is not run again: repeating
+the command resumes an interrupted sweep. Each run writes its name `tag/id` into the file its
+RUNTAG_NAME_FILE names (utils/launch.py), which is how the sweep tells which run is which.
+
+    plan.py     the sweep file: YAML documents -> the list of combinations (overrides dicts)
+    verb.py     the `sweep` command: flags, git checks, what is left to run, the summary
+    drive.py    the jobs through a pool: START/DONE/FAIL lines, progress bar, Ctrl-C
+    job.py      Job (a combination and its outcome), Child (one `run` subprocess, followed)
+    local.py    backend `local`: worker threads on this machine (--workers, --gpus, --per-gpu)
+    raypool.py  backend `ray`: one Ray task per run (--address)
+
+A backend is a module named in verb.BACKENDS, with:
+    HELP              its clause of --backend's help
+    OPTIONS           the dests of its own flags ("address"): given with another backend, a mistake
+    add_options(p)    adds those flags to the parser
+    check(args, gpus) its flag checks, a UserError each (imports what it needs lazily: Ray)
+    Pool(args, gpus)  .start(jobs, cmd, events) runs the jobs in the background: cmd(overrides) is
+                      the `run` command, each event ("start" | "end", job) goes to the queue
+                      `events`, with job.name/rc/seconds/why filled in; .alive() until every event
+                      is out; .stop() starts no more runs and interrupts the running ones.
+"""

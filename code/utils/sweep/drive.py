@@ -1,0 +1,53 @@
+"""drive: a sweep's jobs through a pool, reported as they go: a START, DONE or FAIL line per
+run and a progress bar; Ctrl-C or SIGTERM stop the sweep."""
+import queue
+import sys
+
+from utils import overrides, process, runs
+from utils.sweep.job import POLL_S
+
+
+def drive(pool, jobs, cmd):
+    """Run the jobs on the pool: a line per start and end, a progress bar. Ctrl-C or SIGTERM stop
+    the sweep: no new run starts, the running ones are interrupted and waited for. True if so."""
+    from tqdm import tqdm
+
+    events, signalled = queue.Queue(), []
+    with process.trapped(signalled.append), \
+            tqdm(total=len(jobs), unit="run", desc="sweep", dynamic_ncols=True) as bar:
+        pool.start(jobs, cmd, events)
+        stopping = False
+        while pool.alive() or not events.empty():
+            if signalled and not stopping:
+                stopping = True
+                pool.stop()
+                say(bar, "STOP  the running runs are interrupted; waiting for them to end")
+            try:
+                kind, job = events.get(timeout=POLL_S)
+            except queue.Empty:
+                continue
+            say(bar, line(kind, job))
+            if kind == "end":
+                bar.update()
+    return bool(signalled)
+
+
+def line(kind, job):
+    text = f"{job.name or '(no run)'}  {overrides.argv(job.overrides)}"
+    if kind == "start":
+        return f"START {text}"
+    if job.rc == 0:
+        return f"DONE  {text}  ({job.seconds:.1f} s)"
+    status = status_of(job.name)
+    return f"FAIL  {text}  ({status + ', ' if status else ''}exit {job.rc}{': ' + job.why if job.why else ''})"
+
+
+def status_of(name):
+    """The status in the run's record, if the run got as far as one."""
+    record = runs.Run.parse(name).read() if name else None
+    return record and record.get("status")
+
+
+def say(bar, text):
+    bar.write(text, file=sys.stdout)
+    sys.stdout.flush()

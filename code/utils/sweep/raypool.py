@@ -1,0 +1,141 @@
+"""raypool: the backend that runs each run of a sweep as a Ray task, on a Ray cluster or a new
+local instance (--address). Ray is imported only when this backend is chosen. The backend
+interface: utils/sweep/__init__.py."""
+import logging
+import os
+import signal
+import socket
+import threading
+
+from utils import paths
+from utils.errors import UserError
+from utils.sweep.job import POLL_S, Child, Job
+
+HELP = "one Ray task per run on a Ray cluster (pip install -r code/requirements-ray.txt)"
+OPTIONS = ("address",)
+
+
+def add_options(p):
+    p.add_argument("--address", metavar="ADDR",
+                   help="ray: the cluster's head, e.g. 10.0.0.1:6379 (default: a running cluster, else a "
+                        "local instance; `local`: a new local instance with --workers CPUs)")
+
+
+def check(args, gpus):
+    if args.workers is not None and args.address != "local":
+        raise UserError("--workers with --backend ray on a cluster", "the cluster's CPUs decide; "
+                        "--workers only sizes a new local instance (--address local)")
+    import_ray()
+    if args.address != "local":
+        reachable(args.address)
+
+
+def import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise UserError("--backend ray needs Ray, which is not installed",
+                        "pip install -r code/requirements-ray.txt") from None
+    return ray
+
+
+def reachable(address):
+    """A HOST:PORT with nothing listening is one line, not Ray's retries without end."""
+    host, _, port = (address or "").rpartition(":")
+    if not (host and port.isdigit()) or "/" in address:
+        return  # Ray's default, `auto`, `ray://...`: Ray's own checks
+    try:
+        socket.create_connection((host, int(port)), timeout=10).close()
+    except OSError as err:
+        raise UserError(f"no Ray cluster answers at {address}: {err.strerror or err}",
+                        f"start one there (`ray start --head --port {port}`) or check the address") from None
+
+
+def ray_task(cmd, cwd):
+    """On a Ray node: the run subprocess, as the local pool starts it; yields its events."""
+    # Ray's workers block SIGINT, and a child inherits the mask: it would never see a Ctrl-C.
+    blocked = signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    try:
+        child = Child(cmd, dict(os.environ), cwd)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    job = Job({})
+    try:
+        for kind in child.follow(job):
+            yield kind, job.name, job.rc, job.seconds, job.why
+    except KeyboardInterrupt:  # ray.cancel: the sweep is stopping; the run ends as `interrupted`
+        child.interrupt()
+        child.wait()
+        raise
+
+
+class Pool:
+    """One Ray task per job, all submitted at once: the cluster's free CPUs and GPUs schedule them."""
+
+    def __init__(self, args, gpus):
+        self.ray = import_ray()
+        # The task is this module's function: the workers import it from code/ on the shared disk.
+        options = dict(logging_level=logging.WARNING, log_to_driver=False,
+                       runtime_env={"env_vars": {"PYTHONPATH": str(paths.CODE)}})
+        if args.address == "local":
+            options.update(address="local", num_cpus=args.workers, include_dashboard=False)
+        else:
+            options.update(address=args.address)
+        try:
+            self.ray.init(**options)
+        except (ConnectionError, RuntimeError, ValueError) as err:
+            raise UserError(f"cannot start or reach Ray{' at ' + args.address if args.address else ''}: "
+                            f"{' '.join(str(err).split())[:200]}",
+                            "start the cluster first (`ray start --head`); a cluster with token authentication "
+                            "needs RAY_AUTH_MODE=token here too") from None
+        if gpus and not self.ray.cluster_resources().get("GPU"):
+            self.ray.shutdown()
+            raise UserError("--gpus, but the Ray cluster has no GPU", "leave --gpus out, or add nodes with GPUs")
+        self.task = self.ray.remote(ray_task).options(
+            num_cpus=1, num_gpus=1 / (args.per_gpu or 1) if gpus else 0, max_retries=0)
+        self.stopping = False
+        self.thread = None
+
+    def start(self, jobs, cmd, events):
+        self.thread = threading.Thread(target=self.collect, args=(jobs, cmd, events), daemon=True)
+        self.thread.start()
+
+    def collect(self, jobs, cmd, events):
+        try:
+            tasks = {self.task.remote(cmd(job.overrides), str(paths.root())): job for job in jobs}
+            pending, cancelled = list(tasks), False
+            while pending:
+                if self.stopping and not cancelled:
+                    cancelled = True
+                    for task in pending:
+                        self.ray.cancel(task)  # the task interrupts its run and waits for it
+                ready, pending = self.ray.wait(pending, num_returns=1, timeout=POLL_S)
+                for task in ready:
+                    kind = self.next_event(task, tasks[task])
+                    if kind:
+                        events.put((kind, tasks[task]))
+                    if kind == "start":
+                        pending.append(task)  # its "end" is to come
+        finally:
+            self.ray.shutdown()
+
+    def next_event(self, task, job):
+        """The task's next event, "start" or "end", written into its job; None if it has none."""
+        try:
+            kind, job.name, job.rc, job.seconds, job.why = self.ray.get(next(task))
+            return kind
+        except StopIteration:
+            return None
+        except self.ray.exceptions.TaskCancelledError:  # the sweep stopped: interrupted, or never started
+            job.rc = 130 if job.name else None
+            return "end" if job.name else None
+        except Exception as err:  # the task itself failed, or its node was lost
+            lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+            job.rc, job.why = 1, lines[-1] if lines else type(err).__name__
+            return "end"
+
+    def alive(self):
+        return self.thread.is_alive()
+
+    def stop(self):
+        self.stopping = True

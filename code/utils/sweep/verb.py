@@ -1,0 +1,146 @@
+"""verb: `sweep`, the command. Its flags and their checks, `run`'s git rules checked once up front,
+what the tag has finished already, the backend's pool driven over the rest, and the summary:
+list sweep-<tag> and its table."""
+import importlib
+import re
+import sys
+from pathlib import Path
+
+from utils import gitrepo, overrides, paths, runs
+from utils.errors import UserError
+from utils.sweep import plan
+from utils.sweep.drive import drive
+from utils.sweep.job import Job
+
+BACKENDS = {"local": "utils.sweep.local", "ray": "utils.sweep.raypool"}  # name: module (see __init__.py)
+
+
+def backend(name):
+    return importlib.import_module(BACKENDS[name])
+
+
+def add_sweep(p):
+    p.add_argument("-f", action="store_true", help="fixed seed for every run: the value in code/seed")
+    p.add_argument("--workers", type=int, metavar="N", help="runs at once without GPUs (default 1)")
+    p.add_argument("--gpus", metavar="IDS", help="GPU ids, e.g. 0,1,2,3: each run sees one as CUDA_VISIBLE_DEVICES")
+    p.add_argument("--per-gpu", type=int, metavar="K", help="runs at once on each GPU (default 1)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the combinations that would run; run nothing (any file: uncommitted, outside code/)")
+    p.add_argument("--backend", choices=tuple(BACKENDS), default="local",
+                   help="; ".join(f"{name}: {backend(name).HELP}" for name in BACKENDS))
+    for name in BACKENDS:
+        backend(name).add_options(p)
+    p.add_argument("tag", help="the experiment's name: every run of the sweep is a run of this tag")
+    p.add_argument("file", metavar="FILE.yaml",
+                   help="the sweep file, committed under code/, e.g. code/sweeps/lr.yaml (--dry-run: any file)")
+
+
+def sweep(args):
+    gpus = check_flags(args)
+    combinations = plan.load(args.file, overrides.load_config())
+    if args.dry_run:  # writes nothing, so any file may be tried first, committed or not
+        gitrepo.check_tag_name(args.tag)  # the tag names a folder that is read
+        for combination in to_run(args.tag, combinations):
+            print("  " + overrides.argv(combination))
+        return 0
+    repo, head = check_git(args.tag, args.file)
+    jobs = [Job(c) for c in to_run(args.tag, combinations)]
+    stopped = False
+    if jobs:
+        pool = backend(args.backend).Pool(args, gpus)
+        gitrepo.ensure_tag(repo, args.tag, head)  # here, once: concurrent runs would race to create it
+        stopped = drive(pool, jobs, lambda combination: command(args, combination))
+    failed = [job for job in jobs if job.rc not in (None, 0)]  # None: never started, the sweep was stopped
+    summarise(args.tag, combinations, failed)
+    return 130 if stopped else 1 if failed else 0
+
+
+def check_flags(args):
+    """The GPU ids, after every flag combination is checked: a mistake is one line, before anything."""
+    if args.workers is not None and args.workers < 1:
+        raise UserError(f"--workers {args.workers}", "give a number >= 1")
+    if args.per_gpu is not None and args.per_gpu < 1:
+        raise UserError(f"--per-gpu {args.per_gpu}", "give a number >= 1")
+    if args.per_gpu is not None and not args.gpus:
+        raise UserError("--per-gpu without --gpus", "name the GPUs too, e.g. --gpus 0,1 --per-gpu 2")
+    others = [name for name in BACKENDS if name != args.backend]
+    for name, dest in [(name, dest) for name in others for dest in backend(name).OPTIONS]:
+        if getattr(args, dest, None):  # a flag of another backend than the chosen one
+            flag = "--" + dest.replace("_", "-")
+            raise UserError(f"{flag} without --backend {name}", f"add --backend {name}, or leave {flag} out")
+    gpus = [g.strip() for g in args.gpus.split(",")] if args.gpus else []
+    if any(not g for g in gpus):
+        raise UserError(f"--gpus {args.gpus!r}", "give comma-separated ids, e.g. --gpus 0,1,2,3")
+    backend(args.backend).check(args, gpus)
+    return gpus
+
+
+def check_git(tag, file):
+    """`run`'s rules, checked once up front: every run would otherwise fail with the same line."""
+    repo, dirty = gitrepo.ready(tag)
+    check_committed(repo, file)
+    gitrepo.refuse_dirty(dirty, "commit them (the sweep file too): every run of a sweep is the tagged commit")
+    head = repo.head.commit.hexsha
+    marked = gitrepo.tag_commit(repo, tag)
+    if marked and marked != head:
+        raise UserError(f"tag {tag!r} already marks commit {marked[:10]}, not HEAD",
+                        "check that commit out to resume its sweep, or choose a new tag")
+    return repo, head
+
+
+def check_committed(repo, file):
+    """The sweep file shapes the runs, so the tagged commit must hold it as it is: else the sweep
+    could not be repeated from the tag. `run` checks code/ only: a file elsewhere would pass."""
+    code, path = paths.root() / "code", Path(file).resolve()
+    if not path.is_relative_to(code):
+        raise UserError(f"sweep file {file} is outside code/, so the tag would not hold it",
+                        f"move it under code/ (e.g. code/sweeps/{path.name}) and commit it; "
+                        "--dry-run reads it where it is")
+    name = path.relative_to(paths.root()).as_posix()
+    state = repo.git.status("--porcelain", "--ignored", "--untracked-files=all", "--", name)[:2]
+    if state:  # ?? untracked, !! ignored, anything else changed since HEAD
+        problem = {"??": "is untracked", "!!": "is ignored by git"}.get(state, "has uncommitted changes")
+        add = "git add -f" if state == "!!" else "git add"
+        raise UserError(f"sweep file {name} {problem}, so the tag would not hold it",
+                        f"commit it first ({add} {name} && git commit); --dry-run reads it uncommitted")
+
+
+def command(args, combination):
+    cli = paths.root() / "code" / "utils" / "cli.py"
+    return [sys.executable, str(cli), "run", *(["-f"] if args.f else []), args.tag, *overrides.words(combination)]
+
+
+def to_run(tag, combinations):
+    """The combinations without a finished run under the tag, announced in one line."""
+    finished = finished_runs(tag)
+    todo = [c for c in combinations if overrides.canonical(c) not in finished]
+    print(f"runtag: sweep {tag}: {len(combinations)} combinations, "
+          f"{len(combinations) - len(todo)} finished already, {len(todo)} to run", flush=True)
+    return todo
+
+
+def finished_runs(tag):
+    """{canonical overrides: [tag/id, ...]} of the tag's finished runs, oldest first."""
+    found = {}
+    for run, record in runs.records([runs.Run(tag, id) for id in runs.ids(tag)]):
+        if record and record.get("status") == "finished":
+            found.setdefault(overrides.canonical(record.get("overrides") or {}), []).append(str(run))
+    return found
+
+
+def summarise(tag, combinations, failed):
+    """The sweep's finished runs into list sweep-<tag>, and its table, as `table` builds it."""
+    from utils.statistic import record, table
+
+    found = finished_runs(tag)
+    names = [found[key][-1] for key in map(overrides.canonical, combinations) if key in found]
+    print(f"runtag: sweep {tag}: {len(names)} of {len(combinations)} combinations finished"
+          + (f", {len(failed)} failed or interrupted now" if failed else ""), flush=True)
+    if names:
+        record.add(list_name(tag), names)
+        table.build(list_name(tag))
+
+
+def list_name(tag):
+    """sweep-<tag>, with the characters a tag may have but a list name may not (.) as _."""
+    return "sweep-" + re.sub(r"[^A-Za-z0-9_+-]", "_", tag)
