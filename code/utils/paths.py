@@ -1,4 +1,5 @@
 """Where things are: the project root holds code/, __data__/, __result__/, __statistic__/."""
+import functools
 import os
 from pathlib import Path
 
@@ -7,7 +8,12 @@ CODE = Path(__file__).resolve().parent.parent
 
 def root():
     """The checkout whose __result__ we write into; RUNTAG_ROOT points a worktree back at it."""
-    return Path(os.environ.get("RUNTAG_ROOT") or CODE.parent).resolve()
+    return resolved(os.environ.get("RUNTAG_ROOT") or str(CODE.parent))
+
+
+@functools.lru_cache(maxsize=8)
+def resolved(path):
+    return Path(path).resolve()  # a few stat calls: listing 10,000 runs asks thousands of times
 
 
 def results():
