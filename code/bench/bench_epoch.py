@@ -39,7 +39,7 @@ import dataloader  # noqa: E402
 import main  # noqa: E402
 import model as models  # noqa: E402
 from state import seed_everything  # noqa: E402
-from utils import overrides, paths, runs  # noqa: E402
+from utils import overrides, runs  # noqa: E402
 
 SEED = 1234
 
@@ -103,9 +103,9 @@ def add(totals, loss, out, y):
 
 def template(epochs):
     """One real run of main.py, in this process, into a fresh run folder of the temporary project.
-    Returns the run folder; its TensorBoard events say when each epoch ended (see ends())."""
-    id, _ = runs.create("bench", None, "bench_epoch.py", {"epochs": epochs}, SEED, True)
-    run_dir = paths.run_dir("bench", id)
+    Returns the run; its TensorBoard events say when each epoch ended (see ends())."""
+    run, _ = runs.create("bench", None, "bench_epoch.py", {"epochs": epochs}, SEED, True)
+    run_dir = run.dir
     stdout, stderr = sys.__stdout__, sys.stderr
     sys.__stdout__ = open(os.devnull, "w")  # the log tee also copies to the terminal: not ours to show
     sys.stderr = Terminal(open(os.devnull, "wb"))
@@ -116,15 +116,15 @@ def template(epochs):
         sys.__stdout__.close()
         sys.__stdout__ = stdout
     if rc != 0:
-        raise SystemExit(f"the template run failed ({rc}): see {run_dir}/log")
-    return run_dir
+        raise SystemExit(f"the template run failed ({rc}): see {run.log}")
+    return run
 
 
 def ends(result):
     """When each epoch ended: bare returns them, a template run's TensorBoard recorded them."""
     if isinstance(result, list):
         return result
-    events = EventAccumulator(str(result / "tensorboard"))
+    events = EventAccumulator(str(result.tensorboard))
     events.Reload()
     return [e.wall_time for e in events.Scalars("train/loss")]
 

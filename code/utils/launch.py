@@ -30,7 +30,7 @@ def run(args):
     if not args.m:
         gitrepo.refuse_dirty(dirty, "commit them, or `run -m MSG` to commit code/ first")
     parent_spec = args.parent or args.init_from  # --init-from alone also inherits the overrides
-    parent = one_run(parent_spec) if parent_spec else None
+    parent = runs.one(parent_spec) if parent_spec else None
     init = best_weights(args.init_from) if args.init_from else None
     config = overrides.load_config()
     changes = {**(parent[1]["overrides"] if parent else {}), **overrides.parse(args.overrides, config)}
@@ -56,7 +56,7 @@ def run(args):
 
 def best_weights(spec):
     """`--init-from tag/id`: that run, which must have a best checkpoint; recorded as `tag/id`."""
-    source, _ = one_run(spec)
+    source, _ = runs.one(spec)
     if not (source.checkpoints / runs.BEST).exists():
         raise UserError(f"{source} has no best checkpoint to start from", "choose a run that finished an epoch")
     return str(source)
@@ -114,7 +114,7 @@ def rerun(args):
     if joins(args):
         return execute(paths.root(), None, nproc=args.nproc, args=args)
     repo = gitrepo.open_repo()
-    old, source = one_run(args.spec, choose=lambda found: found[0])  # a bare tag: its first run
+    old, source = runs.one(args.spec, choose=lambda found: found[0])  # a bare tag: its first run
     commit = gitrepo.tag_commit(repo, old.tag) or source["commit"]
     gitrepo.require_commit(repo, commit, str(old))
     seed = source["seed"] if args.f else runs.fresh_seed()
@@ -131,11 +131,6 @@ def rerun(args):
 def per_node(record, args):
     """Processes per machine so that the run keeps its recorded world size."""
     return max(record.get("world_size", 1) // args.nnodes, 1)
-
-
-def one_run(spec, choose=lambda found: found[-1]):
-    """(run, record) of the one run a spec names (a bare tag: its newest run, unless `choose`)."""
-    return runs.one(spec, choose)
 
 
 def unfinished(spec):

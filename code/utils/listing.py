@@ -35,7 +35,7 @@ def expels(args):
     rows = [("RUN", "STATUS", "EPOCH", "CHECKPOINT", "BEST", "DURATION", "OVERRIDES")]
     for run, record in runs.records(runs.resolve(args.specs)):
         if record is None:
-            rows.append((run, "damaged", "-", run.last_epoch() or "-", "-", "-", "statistic.json missing or unreadable"))
+            rows.append((run, "damaged", "-", run.last_epoch() or "-", "-", "-", f"{runs.RECORD} missing or unreadable"))
             continue
         rows.append((run, runs.status(record), f"{record.get('epoch', 0)}/{record.get('epochs') or '?'}",
                      run.last_epoch() or "-", best(record), duration(record.get("duration_s") or 0),

@@ -70,11 +70,11 @@ def read(list_name):
 def load(names):
     """[(name, record)] of the runs whose statistic.json reads; the others are named on stderr."""
     out = []
-    for run, rec in runs.records(map(runs.Run.parse, names)):
+    for name, rec in runs.records(names):
         if rec is None:
-            warn(f"skipped {run}: its {runs.RECORD} is missing or damaged")
+            warn(f"skipped {name}: its {runs.RECORD} is missing or damaged")
         else:
-            out.append((str(run), rec))
+            out.append((name, rec))
     return out
 
 
