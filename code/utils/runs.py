@@ -124,7 +124,7 @@ def load(path):
 def records(runs):
     """[(run, record or None)] of Runs, or of names `tag/id`, read as fast as the files allow."""
     base = str(paths.results())
-    return [(run, load(os.path.join(base, str(run), RECORD))) for run in runs]
+    return [(run, load(f"{base}/{run}/{RECORD}")) for run in runs]
 
 
 def create(tag, commit, command, overrides, seed, fixed, parent=None, extra=None):

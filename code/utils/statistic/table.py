@@ -165,12 +165,12 @@ def display(df, metrics):
 
 def text(value):
     """A cell as shown: floats to 4 significant digits, missing values blank."""
-    if value is None or value != value:  # None or NaN
-        return ""
-    if isinstance(value, float):
+    if isinstance(value, float):  # first: most cells are metrics
+        if value != value:  # NaN
+            return ""
         shown = f"{value:.4g}"
         return f"{value:.0f}" if "e" in shown and abs(value) >= 1 else shown  # 12346, not 1.235e+04
-    return str(value)
+    return "" if value is None or value != value else str(value)
 
 
 def numeric(df, headers):
