@@ -1,5 +1,4 @@
 """Everything training needs to continue exactly, and its checkpoints on disk."""
-import io
 import os
 import random
 import re
@@ -103,9 +102,8 @@ def write_checkpoints(directory, latest, best, keep):
 
 def write_checkpoint(directory, snapshot):
     name = f"epoch_{snapshot['epoch']}.pth"
-    buffer = io.BytesIO()
-    torch.save(snapshot, buffer)
-    atomic.write_bytes(directory / name, buffer.getvalue())
+    with atomic.writing(directory / name) as f:
+        torch.save(snapshot, f)  # straight into the file: no second copy of it in memory
     return name
 
 

@@ -8,13 +8,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
-def write_bytes(path, data):
+@contextmanager
+def writing(path):
+    """A binary file to write `path` through: it appears whole at the end of the block (temporary
+    file in the same folder, fsync, rename), or not at all. Writers stream into it: a checkpoint
+    of gigabytes needs no copy of itself in memory."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide results from the rest of the group
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -23,6 +27,11 @@ def write_bytes(path, data):
         if isinstance(err, OSError) and err.filename is None:
             err.filename = str(path)  # a failed write() names no file: "no space ... while writing <path>"
         raise
+
+
+def write_bytes(path, data):
+    with writing(path) as f:
+        f.write(data)
 
 
 def write_text(path, text):
