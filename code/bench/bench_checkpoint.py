@@ -1,0 +1,128 @@
+"""A model whose state is large for this machine: the template's memory and checkpoint cost.
+
+    .venv/bin/python code/bench/bench_checkpoint.py [--width 4096] [--epochs 3]
+
+An MLP of 64 -> W -> W -> W -> W -> 10 (W=4096: 50.6M parameters, 202 MB; with Adam's two
+moments and the gradients a bare loop holds about 4x that) trained with Adam on synthetic 8x8
+data (__data__/synth/data.npz in a temporary project: 96 samples, 2 steps an epoch).
+  - memory: peak RSS of the whole process, template against bare loop, each in a fresh
+    subprocess. Template: the real main.main on a run folder (every epoch a checkpoint:
+    checkpoint_interval=0), with model.build returning the MLP. Bare: the same data loaders, model
+    and optimizer in a plain loop. Also the same two after `import torch` alone, for scale.
+  - write: one checkpoint of the trained state (model + optimizer + RNG), the template's own
+    write (state.write_checkpoint: into the folder, fsync, rename) against a bare
+    torch.save(state, path); best of 3.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CODE = Path(__file__).resolve().parents[1]
+
+SIDE = r"""
+import json, os, resource, sys
+sys.path.insert(0, {code!r})
+sys.path.insert(0, {bench!r})
+import torch
+import torch.nn as nn
+from bench_checkpoint import mlp
+
+side, width, epochs = {side!r}, {width}, {epochs}
+if side == "template":
+    import main, model
+    from utils import runs
+    model.build = lambda args: mlp(width)
+    run, _ = runs.create("bench", None, "bench_checkpoint.py", {overrides}, 0, True)
+    sys.stdout = open(os.devnull, "w")
+    assert main.main(["--run-dir", str(run.dir)]) == 0
+elif side == "bare":
+    import dataloader
+    from utils import overrides
+    from types import SimpleNamespace
+    args = SimpleNamespace(**overrides.apply(overrides.load_config(), {overrides}), pin_memory=False)
+    train, val, _ = dataloader.build(args, 0)
+    net = mlp(width)
+    opt = torch.optim.Adam(net.parameters(), args.lr)
+    for _ in range(epochs):
+        for x, y in train:
+            opt.zero_grad()
+            nn.functional.cross_entropy(net(x), y).backward()
+            opt.step()
+        with torch.no_grad():
+            sum(nn.functional.cross_entropy(net(x), y).item() for x, y in val)
+print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024), file=sys.__stdout__)
+"""
+
+
+def mlp(width):
+    import torch.nn as nn
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(),
+                         nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 10))
+
+
+def project(root):
+    """A temporary project: RUNTAG_ROOT, and the synthetic data set."""
+    import numpy as np
+    rng = np.random.default_rng(0)
+    (root / "__data__" / "synth").mkdir(parents=True)
+    np.savez(root / "__data__/synth/data.npz", x=rng.random((96, 8, 8), dtype=np.float32),
+             y=rng.integers(0, 10, 96))
+    return {**os.environ, "RUNTAG_ROOT": str(root), "CI": "1"}
+
+
+def peak_mb(side, width, epochs, env):
+    overrides = {"data": "synth", "epochs": epochs, "batch_size": 64, "checkpoint_interval": 0.0,
+                 "keep_checkpoints": 1, "num_workers": 0, "tensorboard": False}
+    script = SIDE.format(code=str(CODE), bench=str(CODE / "bench"), side=side, width=width, epochs=epochs, overrides=overrides)
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"{side} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def write_times(width, folder):
+    """(template write, bare torch.save) seconds, best of 3, of one trained state."""
+    sys.path.insert(0, str(CODE))
+    import torch
+    import state as template_state
+    net = mlp(width)
+    opt = torch.optim.Adam(net.parameters())
+    torch.nn.functional.cross_entropy(net(torch.rand(8, 1, 8, 8)), torch.zeros(8, dtype=torch.long)).backward()
+    opt.step()
+    snapshot = {"model": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": {}, "epoch": 1,
+                "best": 0.0, "best_epoch": 1, "stale": 0, "rng": [template_state.rng_states()]}
+    ours, bare = [], []
+    for _ in range(3):
+        start = time.perf_counter()
+        torch.save(snapshot, folder / "bare.pth")
+        bare.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        template_state.write_checkpoint(folder, snapshot)
+        ours.append(time.perf_counter() - start)
+    return min(ours), min(bare), (folder / "bare.pth").stat().st_size / 2**20
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--width", type=int, default=4096)
+    p.add_argument("--epochs", type=int, default=3)
+    opts = p.parse_args()
+    params = 64 * opts.width + 3 * opts.width ** 2 + 10 * opts.width
+    with tempfile.TemporaryDirectory() as tmp:
+        env = project(Path(tmp))
+        template, bare = (peak_mb(side, opts.width, opts.epochs, env) for side in ("template", "bare"))
+        ours, plain, size = write_times(opts.width, Path(tmp))
+    print(f"MLP width {opts.width}: {params / 1e6:.1f}M parameters ({params * 4 / 2**20:.0f} MB), Adam, "
+          f"{opts.epochs} epochs, {os.cpu_count()} cores")
+    print(f"peak RSS: template {template:.0f} MB, bare loop {bare:.0f} MB: ratio {template / bare:.2f}x")
+    print(f"one checkpoint ({size:.0f} MB): template write {ours:.2f} s (fsync, rename), "
+          f"bare torch.save {plain:.2f} s: ratio {ours / plain:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
