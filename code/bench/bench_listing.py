@@ -18,61 +18,23 @@ small; the target is <= 0.3 s on the big project for the listing verbs (table is
 Usage: .venv/bin/python code/bench/bench_listing.py [--repeat 5]
 """
 import argparse
-import json
 import os
-import random
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from bench_table import write_records  # the same synthetic records
+
 CLI = Path(__file__).resolve().parents[1] / "utils" / "cli.py"
 TARGET = 0.3  # seconds, for expls, expels and record on the big project
 
 
-def hparams(rng):
-    """25 keys, like config.py's: 8 vary between runs, the rest are the same everywhere."""
-    return {
-        "data": "digits", "val_ratio": 0.15, "test_ratio": 0.15, "split_seed": 0,
-        "model": rng.choice(["cnn", "mlp", "resnet"]), "channels": rng.choice([16, 32, 64]),
-        "dropout": rng.choice([0.0, 0.1, 0.25, 0.5]), "optimizer": rng.choice(["adam", "adamw", "sgd"]),
-        "lr": rng.choice([1e-4, 3e-4, 1e-3, 3e-3, 1e-2]), "momentum": 0.9,
-        "weight_decay": rng.choice([0.0, 1e-4, 5e-4]), "lr_schedule": "cosine", "lr_step": 10, "lr_gamma": 0.1,
-        "epochs": rng.choice([20, 40]), "batch_size": rng.choice([32, 64, 128]),
-        "best_metric": "val/acc", "best_mode": "max", "patience": 0, "checkpoint_every": 1,
-        "keep_checkpoints": 2, "device": "cuda", "num_workers": 4, "tensorboard": True, "cuda": True,
-    }
-
-
-def metrics(rng):
-    """10 keys, as recorder.py writes them."""
-    acc = rng.uniform(0.8, 0.99)
-    return {"last/train_loss": rng.uniform(0, 1), "last/train_acc": acc + 0.01, "last/val_loss": rng.uniform(0, 1),
-            "last/val_acc": acc, "best/train_loss": rng.uniform(0, 1), "best/train_acc": acc + 0.01,
-            "best/val_loss": rng.uniform(0, 1), "best/val_acc": acc + 0.002, "best/epoch": rng.randint(1, 40),
-            "test/acc": acc - 0.01}
-
-
 def make(root, tags):
-    """tags x 10 run folders, each with its statistic.json and an empty lock."""
-    rng = random.Random(0)
-    for i in range(tags * 10):
-        tag, id = f"exp{i // 10:04d}", i % 10
-        folder = root / "__result__" / tag / str(id)
-        folder.mkdir(parents=True)
-        hp = hparams(rng)
-        rec = {
-            "version": 1, "tag": tag, "id": id, "status": "finished", "commit": f"{i:040x}",
-            "command": f"run {tag} lr={hp['lr']}", "seed": rng.randrange(2**31), "fixed_seed": False,
-            "overrides": {"lr": hp["lr"], "batch_size": hp["batch_size"]}, "hparams": hp, "metrics": metrics(rng),
-            "epoch": hp["epochs"], "epochs": hp["epochs"], "start": "2026-11-22T10:00:00+00:00",
-            "end": "2026-11-22T10:20:00+00:00", "duration_s": rng.uniform(100, 2000), "host": "node3",
-            "gpus": "0", "pid": 4242, "world_size": 1, "parent": None,
-            "versions": {"python": "3.11.7", "torch": "2.13.0"},
-        }
-        (folder / "statistic.json").write_text(json.dumps(rec, indent=2) + "\n")
-        (folder / "lock").touch()
+    """tags x 10 run folders, each with its statistic.json (bench_table.py's) and an empty lock."""
+    for name in write_records(root, tags * 10):
+        (root / "__result__" / name / "lock").touch()
 
 
 def run(argv, root=None):

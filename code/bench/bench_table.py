@@ -50,6 +50,15 @@ def metrics(rng):
 
 def make(root, n):
     """n run folders, 10 ids per tag, and the list `bench` naming them all."""
+    names = write_records(root, n)
+    record.list_path("bench").parent.mkdir(parents=True, exist_ok=True)
+    record.list_path("bench").write_text("\n".join(names) + "\n")
+    return names
+
+
+def write_records(root, n):
+    """n run folders under root/__result__ (tags exp0000, exp0001, ..., ids 0..9), each with its
+    statistic.json; their names. Also bench_listing.py's."""
     rng = random.Random(0)
     names = []
     for i in range(n):
@@ -68,8 +77,6 @@ def make(root, n):
         }
         (folder / "statistic.json").write_text(json.dumps(rec, indent=2) + "\n")
         names.append(f"{tag}/{id}")
-    record.list_path("bench").parent.mkdir(parents=True, exist_ok=True)
-    record.list_path("bench").write_text("\n".join(names) + "\n")
     return names
 
 
