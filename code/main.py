@@ -183,5 +183,6 @@ def run_to_end(rec, args, record, resume):
     rec.finish("finished", metrics)
     return 0
 
+
 if __name__ == "__main__":
     sys.exit(main())

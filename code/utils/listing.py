@@ -17,7 +17,7 @@ def expls(args):
     commits = tagged_commits()
     rows = [("TAG", "RUNS", "FINISHED", "COMMIT", "DATE", "SUBJECT")]
     for tag in runs.tags():
-        records = [r for _, r in runs.records(runs.Run(tag, id) for id in runs.ids(tag)) if r]
+        records = [r for _, r in runs.records(runs.of(tag)) if r]
         sha, date, subject = commits.get(tag) or (first(records, "commit"), "", "")
         finished = sum(r.get("status") == "finished" for r in records)
         rows.append((tag, len(records), finished, (sha or "-")[:10], date or "-", subject or "-"))
@@ -52,7 +52,7 @@ def tag_words(runs_too=False, unfinished=False):
     only the runs that are not finished (what `con` takes), and their tags."""
     words = []
     for tag in runs.tags():
-        found = [runs.Run(tag, id) for id in runs.ids(tag)]
+        found = runs.of(tag)
         if unfinished:
             found = [run for run, record in runs.records(found) if (record or {}).get("status") != "finished"]
             words += [tag, *map(str, found)] if found else []

@@ -69,7 +69,7 @@ class Run:
 
     def read(self):
         """The record, or None when statistic.json is missing or damaged."""
-        return load(os.path.join(self.dir, RECORD))
+        return records([self])[0][1]
 
     def write(self, record, background=None):
         """Replace the record atomically; with `background` (an executor) the disk write happens
@@ -202,6 +202,11 @@ def ids(tag):
     return sorted(int(name) for name in names if is_id(name))
 
 
+def of(tag):
+    """The runs of a tag, by id; [] for a tag without runs."""
+    return [Run(tag, id) for id in ids(tag)]
+
+
 def is_id(text):
     return text.isascii() and text.isdigit() and len(text) <= 18  # int() of 5000 digits raises
 
@@ -214,7 +219,7 @@ def resolve(specs):
         if any(c in tag for c in GLOB):
             known = tags() if known is None else known
             matched = [t for t in fnmatch.filter(known, tag) if tag.startswith("_") or not t.startswith("_")]
-            runs = [Run(t, i) for t in matched for i in ids(t) if not id or str(i) == id]
+            runs = [run for t in matched for run in of(t) if not id or str(run.id) == id]
             if not runs:
                 raise UserError(f"no run matches {spec!r}", "see `expls` for the tags that have runs")
         else:
@@ -227,12 +232,12 @@ def of_tag(spec, tag, id):
     """The runs of `tag`, or its run `id`."""
     if not tag or tag.startswith(".") or not os.path.isdir(paths.results() / tag):  # False for a name too long
         raise UserError(f"unknown tag {tag!r}", "see `expls` for the tags that have runs")
-    known = ids(tag)
+    known = of(tag)
     if not known:
         raise UserError(f"tag {tag!r} has no runs", "see `expls` for the tags that have runs")
     if not id:
-        return [Run(tag, i) for i in known]
-    if not is_id(id) or int(id) not in known:
+        return known
+    if not is_id(id) or Run(tag, int(id)) not in known:
         raise UserError(f"unknown run {spec!r}", f"see `expels {tag}` for its ids")
     return [Run(tag, int(id))]
 

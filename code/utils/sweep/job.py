@@ -22,6 +22,12 @@ class Job:
     why: str = ""         # the last line of the run's stderr, when it failed
 
 
+def last_line(text):
+    """The last line of text that is not blank (a progress bar's \\r counts as a line break); "" if none."""
+    lines = [line.strip() for line in text.replace("\r", "\n").splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
 class Child:
     """One `run` subprocess, in a process group of its own (utils/process.py). Its stdout and
     stderr go to temporary files, not to the sweep's terminal: the run folder's `log` keeps its
@@ -67,8 +73,7 @@ class Child:
 
     def last_error(self):
         self.err.seek(0)
-        lines = [line.strip() for line in self.err.read().replace("\r", "\n").splitlines() if line.strip()]
-        return lines[-1] if lines else ""
+        return last_line(self.err.read())
 
     def interrupt(self):
         """SIGINT to the run's group: `run` ignores it, main.py ends the run as `interrupted`."""

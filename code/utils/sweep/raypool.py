@@ -9,7 +9,7 @@ import threading
 
 from utils import paths
 from utils.errors import UserError
-from utils.sweep.job import POLL_S, Child, Job
+from utils.sweep.job import POLL_S, Child, Job, last_line
 
 HELP = "one Ray task per run on a Ray cluster (pip install -r code/requirements-ray.txt)"
 OPTIONS = ("address",)
@@ -130,8 +130,7 @@ class Pool:
             job.rc = 130 if job.name else None
             return "end" if job.name else None
         except Exception as err:  # the task itself failed, or its node was lost
-            lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-            job.rc, job.why = 1, lines[-1] if lines else type(err).__name__
+            job.rc, job.why = 1, last_line(str(err)) or type(err).__name__
             return "end"
 
     def alive(self):

@@ -122,7 +122,7 @@ def to_run(tag, combinations):
 def finished_runs(tag):
     """{canonical overrides: [tag/id, ...]} of the tag's finished runs, oldest first."""
     found = {}
-    for run, record in runs.records([runs.Run(tag, id) for id in runs.ids(tag)]):
+    for run, record in runs.records(runs.of(tag)):
         if record and record.get("status") == "finished":
             found.setdefault(overrides.canonical(record.get("overrides") or {}), []).append(str(run))
     return found
