@@ -17,7 +17,9 @@ CHOICES = {
     "best_metric": ("val/acc", "val/loss", "train/acc", "train/loss"),  # what main.py's epochs report
 }
 POSITIVE = ("lr", "epochs", "batch_size", "checkpoint_every", "channels", "lr_step")
-NON_NEGATIVE = ("checkpoint_interval", "patience", "keep_checkpoints", "num_workers", "weight_decay", "momentum")
+NON_NEGATIVE = ("checkpoint_interval", "checkpoint_steps", "checkpoint_copy_mb", "patience", "keep_checkpoints",
+                "num_workers", "weight_decay", "momentum")
+COUNTS = ("epochs", "batch_size", "checkpoint_every", "checkpoint_steps", "keep_checkpoints", "num_workers", "patience")
 NUMBERS = POSITIVE + NON_NEGATIVE + ("dropout", "val_ratio", "test_ratio", "lr_gamma", "split_seed")
 DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
 
@@ -36,6 +38,9 @@ def check(cfg):
     for key in NON_NEGATIVE:
         if not cfg[key] >= 0:
             bad(key, cfg[key], "a number >= 0")
+    for key in COUNTS:
+        if not float(cfg[key]).is_integer():
+            bad(key, cfg[key], "a whole number")
     if not 0 <= cfg["dropout"] < 1:
         bad("dropout", cfg["dropout"], "a number in [0, 1)")
     if not (0 < cfg["val_ratio"] and 0 < cfg["test_ratio"] and cfg["val_ratio"] + cfg["test_ratio"] < 1):

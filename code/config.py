@@ -33,9 +33,12 @@ patience = 0               # stop after this many epochs without a new best; 0 n
 
 # checkpoints and machinery
 checkpoint_every = 1       # write checkpoint/epoch_<n>.pth every this many epochs ...
-checkpoint_interval = 60.0 # ... but not more often than every this many seconds (0: every time). The best
-                           # epoch and the last one are always written, on Ctrl-C and crashes too.
-keep_checkpoints = 2       # epoch files kept besides last and best; 0 keeps them all
+checkpoint_steps = 0       # ... and epoch_<n>_step_<k>.pth every this many optimizer steps inside an epoch (0: never) ...
+checkpoint_interval = 60.0 # ... but neither more often than every this many seconds (0: every time). The best epoch,
+                           # the last one and a stop (Ctrl-C, SIGTERM: at the next step's end) are always written.
+checkpoint_copy_mb = 256   # a state up to this size is copied to host memory and written in the background; a larger
+                           # one is written from the live state while training waits (no second copy in memory)
+keep_checkpoints = 2       # checkpoint files kept besides last and best; 0 keeps them all
 device = "auto"            # auto | cpu | cuda | cuda:1
 num_workers = 0            # DataLoader worker processes; 0 loads in the training process
 tensorboard = True         # `run` starts one TensorBoard over __result__ in the background (never under CI)

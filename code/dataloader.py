@@ -1,10 +1,16 @@
 """The data: train/val/test loaders. Edit load() to bring your own dataset from __data__/."""
+import warnings
+
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, TensorDataset
-from torch.utils.data.distributed import DistributedSampler
+from torch.utils.data import TensorDataset
+from torchdata.stateful_dataloader import StatefulDataLoader
+from torchdata.stateful_dataloader.sampler import StatefulDistributedSampler
 
 from utils import paths
+
+# torchdata 0.11 calls an API torch 2.13 deprecated, once per loader: noise in every log
+warnings.filterwarnings("ignore", message="'set_vital' is deprecated")
 
 
 def load(args):
@@ -32,7 +38,8 @@ def split(n, args):
 
 
 def build(args, seed, rank=0, world_size=1):
-    """Three DataLoaders. Under DDP each process reads its own shard of every split."""
+    """Three DataLoaders. Under DDP each process reads its own shard of every split. Stateful
+    (torchdata): a step checkpoint holds the training loader's position in its epoch."""
     x, y = load(args)
     loaders = []
     for name, idx in zip(("train", "val", "test"), split(len(y), args)):
@@ -40,21 +47,21 @@ def build(args, seed, rank=0, world_size=1):
         if world_size > 1 and not train:
             idx = idx[rank::world_size]  # a disjoint shard, no padding: metrics cover the split once
         data = TensorDataset(x[idx], y[idx])
-        sampler = (DistributedSampler(data, world_size, rank, shuffle=True, seed=seed)
+        sampler = (StatefulDistributedSampler(data, world_size, rank, shuffle=True, seed=seed)
                    if world_size > 1 and train else None)
-        # Shuffling from a generator reseeded each epoch (see reseed) makes the order a function
-        # of (seed, epoch): a continued run sees the batches an uninterrupted one would.
-        generator = torch.Generator().manual_seed(seed) if train and sampler is None else None
-        loaders.append(DataLoader(
+        # Shuffling (and the loader's own seed) from a generator reseeded each epoch (see reseed)
+        # makes the order a function of (seed, epoch): a continued run sees the batches an
+        # uninterrupted one would, and starting an epoch draws nothing from torch's global RNG.
+        generator = torch.Generator().manual_seed(seed + rank) if train else None
+        loaders.append(StatefulDataLoader(
             data, batch_size=args.batch_size, shuffle=train and sampler is None,
             sampler=sampler, generator=generator, num_workers=args.num_workers,
             pin_memory=args.pin_memory, persistent_workers=args.num_workers > 0))
     return loaders
 
 
-def reseed(loader, seed, epoch):
+def reseed(loader, seed, epoch, rank=0):
     """Fix the shuffle of this epoch: call it before each training epoch."""
-    if isinstance(loader.sampler, DistributedSampler):
+    if isinstance(loader.sampler, StatefulDistributedSampler):
         loader.sampler.set_epoch(epoch)
-    elif loader.generator is not None:
-        loader.generator.manual_seed(seed * 100003 + epoch)
+    loader.generator.manual_seed((seed + rank) * 100003 + epoch)

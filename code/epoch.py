@@ -8,10 +8,12 @@ from tqdm import tqdm
 from utils.distributed import all_reduce_sum, bar_disabled
 
 
-def train(model, loader, optimizer, device, desc="train"):
+def train(model, loader, optimizer, device, state, desc="train"):
+    """`state` (state.State) continues an epoch from a step checkpoint, and writes one when due."""
     model.train()
-    totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, samples
-    for x, y in tqdm(loader, desc=desc, leave=False, file=sys.stderr, disable=bar_disabled()):
+    totals = state.epoch_sums(torch.zeros(3, dtype=torch.float64, device=device))  # loss sum, correct, samples
+    for x, y in tqdm(loader, desc=desc, initial=state.step, total=len(loader), leave=False, file=sys.stderr,
+                     disable=bar_disabled()):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
         out = model(x)
@@ -19,6 +21,7 @@ def train(model, loader, optimizer, device, desc="train"):
         loss.backward()
         optimizer.step()
         add(totals, loss, out, y)
+        state.step_done()  # a step checkpoint when due; a Ctrl-C stops the run here
     return summarise(totals)
 
 

@@ -22,9 +22,9 @@ import args_process  # noqa: E402
 import dataloader  # noqa: E402
 import epoch  # noqa: E402
 import model as models  # noqa: E402
-from state import (State, Unloadable, best_checkpoint, listing, load_checkpoint, resume_point,  # noqa: E402
-                   seed_everything, unwrap)
-from utils import distributed, overrides, runs  # noqa: E402
+from state import (Policy, State, Unloadable, best_checkpoint, listing, resume_point, seed_everything,  # noqa: E402
+                   unwrap)
+from utils import checkpoints, distributed, overrides, runs  # noqa: E402
 from utils.errors import UserError, report  # noqa: E402
 from utils.recorder import Recorder  # noqa: E402
 
@@ -51,41 +51,43 @@ def train(args, rec, record, resume):
     train_loader, val_loader, test_loader = dataloader.build(args, seed, rank, world_size)
     net = models.build(args).to(args.device)
     if record.get("init_from"):  # fine-tuning: start from another run's best weights
-        net.load_state_dict(load_checkpoint(runs.Run.parse(record["init_from"]).checkpoints / runs.BEST)["model"])
+        net.load_state_dict(checkpoints.load(runs.Run.parse(record["init_from"]).checkpoints / runs.BEST)["model"])
     if world_size > 1:
         net = DistributedDataParallel(net, device_ids=[args.device] if args.cuda else None)
     optimizer = build_optimizer(net, args)
     scheduler = build_scheduler(optimizer, args)
-    state = State(net, optimizer, scheduler, args.best_mode)
+    state = State(net, optimizer, scheduler, args.best_mode, Policy.of(args, rec.checkpoints, writer=rec))
     if resume:  # (checkpoint, skipped): see resume_from()
         state.load_state_dict(resume[0])
         if resume[1]:
-            rec.warn(f"skipped {listing(resume[1])}; continuing after epoch {state.epoch}")
-        print(f"continuing after epoch {state.epoch}")
+            rec.warn(f"skipped {listing(resume[1])}; continuing {where(state)}")
+        print(f"continuing {where(state)}")
 
     try:
         for ep in range(state.epoch + 1, args.epochs + 1):
-            start = time.perf_counter()
-            dataloader.reseed(train_loader, seed, ep)
-            train_loss, train_acc = epoch.train(net, train_loader, optimizer, args.device, f"epoch {ep} train")
-            val_loss, val_acc = epoch.evaluate(net, val_loader, args.device, f"epoch {ep} val")
-            lr = scheduler.get_last_lr()[0]
-            scheduler.step()
-            seconds = time.perf_counter() - start
-            state.epoch = ep
-            metrics = {"train/loss": train_loss, "train/acc": train_acc, "val/loss": val_loss, "val/acc": val_acc}
-            best = state.update_best(metrics[args.best_metric])
-            rec.epoch(ep, metrics, state.best_epoch, lr, seconds, len(train_loader.dataset))
-            state.keep(best)  # in memory; written below when due
-            if ep % args.checkpoint_every == 0 and state.seconds_since_write() >= args.checkpoint_interval:
-                state.write(rec.checkpoints, args.keep_checkpoints, rec)
-            print(f"epoch {ep}/{args.epochs}  train loss {train_loss:.4f} acc {train_acc:.4f}  "
-                  f"val loss {val_loss:.4f} acc {val_acc:.4f}  {seconds:.2f}s{'  *best' if best else ''}")
+            with signals.deferred():  # a Ctrl-C stops the run at a step's end, after a checkpoint
+                start = time.perf_counter()
+                dataloader.reseed(train_loader, seed, ep, rank)
+                state.start_epoch(train_loader)  # a continued run goes on from its step
+                train_loss, train_acc = epoch.train(net, train_loader, optimizer, args.device, state,
+                                                    f"epoch {ep} train")
+                val_loss, val_acc = epoch.evaluate(net, val_loader, args.device, f"epoch {ep} val")
+                lr = scheduler.get_last_lr()[0]
+                scheduler.step()
+                seconds = time.perf_counter() - start
+                state.epoch = ep
+                metrics = {"train/loss": train_loss, "train/acc": train_acc, "val/loss": val_loss, "val/acc": val_acc}
+                best = state.update_best(metrics[args.best_metric])
+                rec.epoch(ep, metrics, state.best_epoch, lr, seconds, len(train_loader.dataset))
+                state.epoch_done(best)  # its checkpoint when due
+                print(f"epoch {ep}/{args.epochs}  train loss {train_loss:.4f} acc {train_acc:.4f}  "
+                      f"val loss {val_loss:.4f} acc {val_acc:.4f}  {seconds:.2f}s{'  *best' if best else ''}")
             if args.patience and state.stale >= args.patience:
                 print(f"early stop: no better {args.best_metric} for {args.patience} epochs")
                 break
-    finally:  # finished, stopped, interrupted or crashed: the last finished epoch goes to disk
-        state.write(rec.checkpoints, args.keep_checkpoints, rec)
+        state.finish()  # the last epoch on disk
+    finally:  # stopped or crashed too: the finished epochs held in memory go to disk
+        state.flush()
 
     rec.drain()  # the best checkpoint is on disk before any process reads it back
     distributed.barrier()
@@ -95,11 +97,15 @@ def train(args, rec, record, resume):
     return {"test/loss": test_loss, "test/acc": test_acc}
 
 
+def where(state):
+    return f"after epoch {state.epoch}" + (f", at step {state.step} of epoch {state.epoch + 1}" if state.step else "")
+
+
 def resume_from(run):
     """The newest checkpoint of the run that loads, and the newer ones skipped. Read before the
     run starts, so that a run with none is refused in one line and keeps its status."""
     try:
-        return resume_point(run.checkpoints)
+        return resume_point(run.checkpoints, distributed.world()[2])
     except Unloadable as err:
         raise UserError(f"no checkpoint of {run} loads: {err.why}", f"`rerun {run}` to start it again") from None
 

@@ -1,29 +1,66 @@
-"""Everything training needs to continue exactly, and its checkpoints on disk."""
-import os
+"""Everything training needs to continue exactly, and when it goes to disk (utils/checkpoints.py
+names and writes the files).
+
+When: at an epoch's end every `checkpoint_every` epochs, and inside an epoch every
+`checkpoint_steps` optimizer steps, neither more often than every `checkpoint_interval` seconds;
+a new best epoch, the last epoch, and a stop (Ctrl-C, SIGTERM: at the next step's end) always.
+
+Memory: a state of at most `checkpoint_copy_mb` is copied to host memory (pinned on CUDA) and
+written on the Recorder's writer thread while training goes on; its newest and its best epoch are
+held there until a write is due. A larger state is never copied: it is written from the training
+state itself while training waits, and a new best epoch is written when it happens.
+"""
 import random
-import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from utils import atomic, distributed
+from utils import checkpoints, distributed, signals
+from utils.checkpoints import Unloadable, listing  # noqa: F401 -- main.py's names for them
+from utils.runs import BEST, LAST
 
-EPOCH_FILE = re.compile(r"epoch_(\d+)\.pth")
 STATE_KEYS = {"model", "optimizer", "scheduler", "epoch", "best", "best_epoch", "stale", "rng"}  # what a resume needs
 
 
+@dataclass
+class Policy:
+    """When and how checkpoints are written: config.py's checkpoint_* values."""
+    directory: Path
+    keep: int = 2            # files kept besides those last and best name; 0 keeps all
+    every: int = 1           # epochs between epoch checkpoints
+    interval: float = 0.0    # seconds at least between checkpoints (a best, the last and a stop aside)
+    steps: int = 0           # optimizer steps between step checkpoints; 0: none inside an epoch
+    copy_mb: float = 256.0   # states up to this size are copied and written in the background
+    writer: object = None    # runs writes off the training loop: anything with submit(fn, *args)
+
+    @classmethod
+    def of(cls, args, directory, writer=None):
+        return cls(Path(directory), args.keep_checkpoints, args.checkpoint_every, args.checkpoint_interval,
+                   args.checkpoint_steps, args.checkpoint_copy_mb, writer)
+
+
 class State:
-    def __init__(self, model, optimizer, scheduler, best_mode="max"):
+    def __init__(self, model, optimizer, scheduler, best_mode="max", policy=None):
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.best_mode = best_mode
+        self.policy = policy
         self.epoch = 0          # epochs completed
+        self.step = 0           # optimizer steps done in the epoch after those
         self.best = None        # best value of the deciding metric so far
         self.best_epoch = 0
         self.stale = 0          # epochs since the last new best (early stopping)
-        self.latest = None      # snapshot of the newest finished epoch, not written yet
-        self.best_snapshot = None  # snapshot of the best epoch, not written yet
+        self.loader = None      # the training DataLoader: a step checkpoint holds its position
+        self.sums = None        # what epoch.train has summed so far in this epoch
+        self.resumed = None     # this rank's position inside an epoch, from a step checkpoint
+        self.held = None        # a host copy of the newest finished epoch, not written yet (small states)
+        self.held_best = None   # the best epoch's copy until it is written
+        self.unwritten = False  # the newest epoch is on no disk and in no copy (large states)
+        self.copies = None      # whether this state is small enough to copy (decided once)
+        self.writing = None     # the background write in flight
+        self.agreement = distributed.Agreement()
         self.written_at = time.monotonic()
 
     def update_best(self, value):
@@ -35,16 +72,134 @@ class State:
             self.stale += 1
         return better
 
-    def state_dict(self):
-        """A snapshot: copies, so training may go on while it is written."""
-        model = unwrap(self.model)
-        return {
-            "model": copied(model.state_dict()),
-            "optimizer": copied(self.optimizer.state_dict()),
-            "scheduler": copied(self.scheduler.state_dict()),
-            "epoch": self.epoch, "best": self.best, "best_epoch": self.best_epoch,
-            "stale": self.stale,
+    # --- the training loop's calls: an epoch starts, a step ends, an epoch ends, training ends
+
+    def start_epoch(self, loader):
+        """Before epoch.train: a run continued from a step checkpoint goes on from its step."""
+        self.loader = loader
+        if self.resumed:
+            loader.load_state_dict(self.resumed["loader"])
+
+    def epoch_sums(self, zeros):
+        """The tensor epoch.train sums into: `zeros`, or what a continued epoch had summed."""
+        if self.resumed:
+            zeros.copy_(self.resumed["sums"])
+            self.resumed = None
+        self.sums = zeros
+        return zeros
+
+    def step_done(self):
+        """After each optimizer step: a step checkpoint when due; a stop asked for ends the run
+        here, after one. Under DDP the ranks agree on both, one step late, without waiting."""
+        self.step += 1
+        last = self.loader is not None and self.step >= len(self.loader)  # the epoch's end decides
+        interval_ok = self.since_write() >= self.policy.interval
+        if distributed.active():
+            interval_ok, stop = self.agreement.read(default=[False, False])
+            self.agreement.post([self.since_write() >= self.policy.interval, signals.pending()])
+        else:
+            stop = signals.pending()
+        due = self.policy.steps and self.step % self.policy.steps == 0 and interval_ok
+        if (due or stop) and not last:
+            self.save()
+        if stop and not last:
+            signals.join()
+            signals.stop()
+
+    def epoch_done(self, best):
+        """At an epoch's end (self.epoch is it): its checkpoint when due or when stopping, the best
+        one always (held in memory while the state is small enough)."""
+        self.step, self.sums, self.resumed = 0, None, None
+        late = self.agreement.read(default=[False, False])[1]
+        due = self.epoch % self.policy.every == 0 and self.since_write() >= self.policy.interval
+        due, stop = distributed.agree([due, signals.pending() or late])
+        if self.small():
+            self.hold(best)
+            if due or stop:
+                self.save(held_only=True)
+        elif due or stop or best:
+            self.save(best=best)
+        else:
+            self.unwritten = True
+        if stop:
+            signals.join()  # raised when the epoch's deferred block ends
+
+    def finish(self):
+        """Training ended: the newest epoch goes to disk if it is not there yet."""
+        if self.held:
+            self.save(held_only=True)
+        elif self.unwritten:
+            self.save()
+
+    def flush(self):
+        """Whichever way training ended (a crash too): held copies of finished epochs to disk.
+        The training state itself is not written: a crash may have left it half a step on."""
+        if (self.held or self.held_best) and distributed.is_main():
+            self.write([], None)
+
+    # --- snapshots and writes
+
+    def small(self):
+        if self.copies is None:
+            size = tensor_bytes([unwrap(self.model).state_dict(), self.optimizer.state_dict()])
+            self.copies = size <= self.policy.copy_mb * 2**20
+        return self.copies
+
+    def hold(self, best):
+        """A host copy of this finished epoch (every rank gathers; rank 0 keeps it)."""
+        snap = self.snapshot(copy=True)
+        if snap is not None:
+            self.held = snap  # a newer epoch replaces an older one that was not written
+            if best:
+                self.held_best = snap
+
+    def save(self, best=False, held_only=False):
+        """A checkpoint of where training is now (or only the held copies), written by rank 0.
+        Small states are copied and written in the background; large ones from the state itself."""
+        snap = None if held_only else self.snapshot(copy=self.small())
+        self.written_at = time.monotonic()
+        self.unwritten = False
+        if distributed.is_main():
+            self.write([snap] if snap else [], snap if best else None)
+
+    def write(self, trees, best):
+        """Held copies first, then `trees`; the training loop waits only for a write before this one."""
+        best = best or self.held_best
+        trees = [t for t in [self.held_best, self.held] if t is not None] + trees
+        trees = list({id(t): t for t in trees}.values())  # the held best may be the held newest
+        self.held = self.held_best = None
+        if self.writing is not None:
+            self.writing.result()
+        job = (self.policy.directory, trees, best, self.policy.keep)
+        background = self.copies and self.policy.writer
+        self.writing = self.policy.writer.submit(write_files, *job) if background else None
+        if not background:
+            write_files(*job)
+
+    def snapshot(self, copy):
+        """Everything needed to go on from here, on rank 0 (None elsewhere): the live tensors,
+        or with `copy` a host copy of them that training may run ahead of."""
+        mid = self.step > 0
+        parts = distributed.gather({"rng": rng_states(),
+                                    "loader": self.loader.state_dict() if mid else None,
+                                    "sums": self.sums.detach().cpu().clone() if mid else None})
+        if parts is None:
+            return None
+        tree = {
+            "model": unwrap(self.model).state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "epoch": self.epoch, "step": self.step, "best": self.best, "best_epoch": self.best_epoch,
+            "stale": self.stale, "rng": [p["rng"] for p in parts],
         }
+        if mid:
+            tree.update(loader=[p["loader"] for p in parts], sums=[p["sums"] for p in parts])
+        return to_host(tree) if copy else tree
+
+    def since_write(self):
+        return time.monotonic() - self.written_at
+
+    # --- loading
 
     def load_state_dict(self, ckpt):
         unwrap(self.model).load_state_dict(ckpt["model"])
@@ -52,202 +207,99 @@ class State:
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.epoch, self.best = ckpt["epoch"], ckpt["best"]
         self.best_epoch, self.stale = ckpt["best_epoch"], ckpt["stale"]
+        self.step = ckpt.get("step", 0)  # checkpoints from before step checkpoints: an epoch's end
         rank = distributed.world()[0]
         set_rng_states(ckpt["rng"][rank % len(ckpt["rng"])])  # one per process of the saving run
-
-    def keep(self, best):
-        """Hold this epoch's full state in memory (cheap): what a checkpoint of it would hold.
-        Every process calls it, since their RNG states are gathered; rank 0 keeps the result."""
-        rngs = distributed.gather(rng_states())
-        if rngs is not None:
-            self.latest = {**self.state_dict(), "rng": rngs}
-            if best:
-                self.best_snapshot = self.latest
-
-    def seconds_since_write(self):
-        return time.monotonic() - self.written_at
-
-    def write(self, directory, keep=0, background=None):
-        """Write the kept snapshots to checkpoint/epoch_<n>.pth and point epoch_last (and
-        epoch_best) at them. With a `background` executor (anything with submit()) the write
-        happens off the training loop, in order. Nothing kept: nothing to do."""
-        if self.latest is None:
-            return None
-        latest, best = self.latest, self.best_snapshot
-        self.latest = self.best_snapshot = None
-        self.written_at = time.monotonic()
-        job = (write_checkpoints, Path(directory), latest, best, keep)
-        return background.submit(*job) if background else job[0](*job[1:])
-
-    def save(self, directory, best, keep=0, background=None):
-        """keep() and write() at once: this epoch's checkpoint, now."""
-        self.keep(best)
-        return self.write(directory, keep, background)
+        if self.step:  # resume_point() took it only if it has one per process of this run
+            self.resumed = {"loader": ckpt["loader"][rank], "sums": ckpt["sums"][rank]}
 
     def load(self, path):
-        self.load_state_dict(load_checkpoint(path))
+        self.load_state_dict(checkpoints.load(path))
 
 
-def write_checkpoints(directory, latest, best, keep):
-    """The best epoch's file (when it is not the latest) first, then the latest's."""
+def write_files(directory, trees, best, keep):
+    """Write `trees` (oldest first), point epoch_last at the newest and epoch_best at `best`, prune."""
+    for tree in trees:
+        if "event" in tree:
+            tree.pop("event").synchronize()  # its copies from the GPU have landed
     directory.mkdir(parents=True, exist_ok=True)
-    if best is not None and best is not latest:
-        point(directory / "epoch_best.pth", write_checkpoint(directory, best))
-    name = write_checkpoint(directory, latest)
-    point(directory / "epoch_last.pth", name)
-    if best is latest:
-        point(directory / "epoch_best.pth", name)
-    prune(directory, keep)
+    names = [checkpoints.write(directory, tree) for tree in trees]
+    for tree, name in zip(trees, names):
+        if tree is best:
+            checkpoints.point(directory / BEST, name)
+    if names:
+        checkpoints.point(directory / LAST, names[-1])
+    checkpoints.prune(directory, keep)
 
 
-def write_checkpoint(directory, snapshot):
-    name = f"epoch_{snapshot['epoch']}.pth"
-    with atomic.writing(directory / name) as f:
-        torch.save(snapshot, f)  # straight into the file: no second copy of it in memory
-    return name
-
-
-def point(link, target):
-    """Replace a relative symlink atomically: the link is never missing."""
-    tmp = link.with_name(f".{link.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    os.symlink(target, tmp)
-    os.replace(tmp, link)
-
-
-def prune(directory, keep):
-    """Remove old epoch files beyond `keep`; what last and best point at always stays."""
-    if keep <= 0:
-        return
-    pinned = {os.readlink(directory / n) for n in ("epoch_last.pth", "epoch_best.pth")
-              if (directory / n).is_symlink()}
-    others = [p for p in epoch_files(directory)[::-1] if p.name not in pinned]
-    for p in others[:-keep]:
-        p.unlink()
-
-
-def epoch_files(directory):
-    """The folder's epoch_<n>.pth, newest epoch first."""
-    if not directory.is_dir():
-        return []
-    found = [(int(m[1]), p) for p in directory.iterdir() if (m := EPOCH_FILE.fullmatch(p.name))]
-    return [p for _, p in sorted(found, key=lambda f: f[0], reverse=True)]
-
-
-class Unloadable(Exception):
-    """A checkpoint that does not load: `path`, and `why` in a few words."""
-
-    def __init__(self, path, why):
-        super().__init__(Path(path), why)
-        self.path, self.why = Path(path), why
-
-    def __str__(self):
-        return f"{self.path.parent.name}/{self.path.name} ({self.why})"
-
-
-def listing(errors, most=3):
-    """`checkpoint/epoch_7.pth (truncated), ...`: the skipped files in one line."""
-    named = ", ".join(map(str, errors[:most]))
-    return named + (f" and {len(errors) - most} more" if len(errors) > most else "")
-
-
-def resume_point(directory):
+def resume_point(directory, world_size=1):
     """Where a continued run goes on from: (checkpoint, skipped), the newest checkpoint in
-    `directory` that loads and the newer ones that do not (Unloadable). Tried in order: the file
-    epoch_last points at (the last write's own word), then every epoch file, newest first.
-    None loads: Unloadable for the folder, listing them, and nothing changed in it."""
-    last = directory / "epoch_last.pth"
-    named = [directory / os.readlink(last)] if last.is_symlink() else []
+    `directory` that loads and the newer ones that do not (Unloadable), tried in the order of
+    checkpoints.candidates(). A checkpoint from inside an epoch needs as many processes as wrote
+    it. None loads: Unloadable for the folder, listing them, and nothing changed in it."""
     skipped = []
-    for path in dict.fromkeys(named + epoch_files(directory)):
+    for path in checkpoints.candidates(directory):
         try:
-            ckpt = loaded(path, STATE_KEYS)
+            ckpt = checkpoints.loaded(path, STATE_KEYS)
+            if ckpt.get("step") and len(ckpt["loader"]) != world_size:
+                raise Unloadable(path, f"inside an epoch, by {len(ckpt['loader'])} processes, not {world_size}")
         except Unloadable as err:
             skipped.append(err)
             continue
-        remove_temporaries(directory)  # the run goes on, and will write here
+        checkpoints.remove_temporaries(directory)  # the run goes on, and will write here
         return ckpt, skipped
     raise Unloadable(directory, listing(skipped) or "no epoch file")
 
 
 def best_checkpoint(directory, epoch):
     """The best epoch's weights for the test: (path, checkpoint) from epoch_best.pth, else from
-    epoch_<epoch>.pth, each only if it holds that epoch, or None; and the files skipped."""
-    best, own = directory / "epoch_best.pth", directory / f"epoch_{epoch}.pth"
+    epoch_<epoch>.pth, each only if it holds the end of that epoch, or None; and the files skipped."""
+    best, own = directory / BEST, directory / checkpoints.name(epoch)
     skipped = []
-    for path in [best] + ([own] if os.path.realpath(own) != os.path.realpath(best) else []):
+    for path in [best] + ([own] if own.resolve() != best.resolve() else []):
         try:
-            ckpt = loaded(path, {"model", "epoch"})
+            ckpt = checkpoints.loaded(path, {"model", "epoch"})
         except Unloadable as err:
             skipped.append(err)
             continue
-        if ckpt["epoch"] == epoch:
+        if ckpt["epoch"] == epoch and not ckpt.get("step"):
             return (path, ckpt), skipped
         skipped.append(Unloadable(path, f"holds epoch {ckpt['epoch']}, not the best {epoch}"))
     return None, skipped
 
 
-def remove_temporaries(directory):
-    """Remove what killed writes left: `.epoch_<n>.pth.*.tmp` (atomic.write_bytes) and
-    `.epoch_last.pth.tmp` (point()). No link names them, and none belongs to a live write: one
-    process owns a run folder (its lock), and this one writes only after every rank resumed."""
-    for tmp in directory.glob(".*.tmp"):
-        tmp.unlink(missing_ok=True)
+def to_host(tree):
+    """Dicts, lists and tensors copied to host memory, the rest shared. On CUDA the copies go to
+    pinned memory without waiting; tree["event"] marks when they have landed."""
+    cuda = []
+
+    def copy(value):
+        if isinstance(value, torch.Tensor):
+            if value.is_cuda:
+                cuda.append(True)
+                return torch.empty_like(value, device="cpu", pin_memory=True).copy_(value, non_blocking=True)
+            return value.detach().clone()
+        if isinstance(value, dict):
+            return {k: copy(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return type(value)(copy(v) for v in value)
+        return value
+
+    out = copy(tree)
+    if cuda:
+        out["event"] = torch.cuda.Event()
+        out["event"].record()
+    return out
 
 
-def loaded(path, keys):
-    """A checkpoint that loads and holds `keys`, or Unloadable."""
-    ckpt = load_checkpoint(path)
-    if not isinstance(ckpt, dict) or not keys <= ckpt.keys():
-        raise Unloadable(path, "not a training state")
-    return ckpt
-
-
-def load_checkpoint(path, map_location="cpu"):
-    """A checkpoint's contents, or Unloadable saying why not. weights_only: a checkpoint is data,
-    not code (the state holds only tensors and plain types), so one that carries code is refused,
-    and torch's advice to load it with weights_only=False is not passed on."""
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except MemoryError:
-        raise
-    except Exception as err:  # noqa: BLE001 -- anything else torch.load raises is the file's fault
-        raise Unloadable(path, why_unloadable(path, err)) from None
-
-
-def why_unloadable(path, err):
-    """A few words on a checkpoint that does not load."""
-    if isinstance(err, FileNotFoundError):
-        return "missing"
-    if isinstance(err, OSError):
-        return err.strerror or str(err)
-    code = re.search(r"GLOBAL ([\w.]+)", str(err))
-    if code:  # weights_only's refusal of a pickled function or class
-        return f"carries code: {code[1]}, refused"
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4)
-    except OSError as gone:
-        return gone.strerror or str(gone)
-    if not head:
-        return "empty"
-    if head != b"PK\x03\x04":  # torch.save writes a zip archive
-        return "not a PyTorch checkpoint"
-    if "central directory" in str(err):  # a zip's index is at its end
-        return "truncated"
-    return f"damaged: {str(err).splitlines()[0][:120]}"
-
-
-def copied(tree):
-    """Dicts, lists and tensors copied, the rest shared: a cheaper deepcopy of a state_dict,
-    taken every epoch."""
+def tensor_bytes(tree):
     if isinstance(tree, torch.Tensor):
-        return tree.detach().clone()
+        return tree.numel() * tree.element_size()
     if isinstance(tree, dict):
-        return {k: copied(v) for k, v in tree.items()}
+        return sum(tensor_bytes(v) for v in tree.values())
     if isinstance(tree, (list, tuple)):
-        return type(tree)(copied(v) for v in tree)
-    return tree
+        return sum(tensor_bytes(v) for v in tree)
+    return 0
 
 
 def unwrap(model):

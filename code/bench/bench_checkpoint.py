@@ -7,10 +7,11 @@ moments and the gradients a bare loop holds about 4x that) trained with Adam on 
 data (__data__/synth/data.npz in a temporary project: 96 samples, 2 steps an epoch).
   - memory: peak RSS of the whole process, template against bare loop, each in a fresh
     subprocess. Template: the real main.main on a run folder (every epoch a checkpoint:
-    checkpoint_interval=0), with model.build returning the MLP. Bare: the same data loaders, model
+    checkpoint_interval=0; its 600 MB of state is above checkpoint_copy_mb, so it is written from the
+    training state itself, not from a copy), with model.build returning the MLP. Bare: the same data loaders, model
     and optimizer in a plain loop. Also the same two after `import torch` alone, for scale.
   - write: one checkpoint of the trained state (model + optimizer + RNG), the template's own
-    write (state.write_checkpoint: into the folder, fsync, rename) against a bare
+    write (utils/checkpoints.write: torch.save into a temporary file, fsync, rename) against a bare
     torch.save(state, path); best of 3.
 """
 import argparse
@@ -90,6 +91,7 @@ def write_times(width, folder):
     sys.path.insert(0, str(CODE))
     import torch
     import state as template_state
+    from utils import checkpoints
     net = mlp(width)
     opt = torch.optim.Adam(net.parameters())
     torch.nn.functional.cross_entropy(net(torch.rand(8, 1, 8, 8)), torch.zeros(8, dtype=torch.long)).backward()
@@ -102,7 +104,7 @@ def write_times(width, folder):
         torch.save(snapshot, folder / "bare.pth")
         bare.append(time.perf_counter() - start)
         start = time.perf_counter()
-        template_state.write_checkpoint(folder, snapshot)
+        checkpoints.write(folder, snapshot)
         ours.append(time.perf_counter() - start)
     return min(ours), min(bare), (folder / "bare.pth").stat().st_size / 2**20
 

@@ -64,7 +64,7 @@ def test_test_accuracy_is_over_the_whole_split(reference):
 import json, sys
 sys.path.insert(0, {str(code)!r})
 import args_process, dataloader, epoch, model
-from state import load_checkpoint
+from utils.checkpoints import load as load_checkpoint
 from utils import overrides
 rec = json.load(open({str(reference.run_dir('ddp', 0) / 'statistic.json')!r}))
 args = args_process.process(overrides.apply(overrides.load_config(), rec["overrides"]))

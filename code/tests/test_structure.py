@@ -9,7 +9,7 @@ UTILS = Path(__file__).resolve().parents[1] / "utils"
 # A new module goes where what it imports is below it; the test fails until it is placed.
 ORDER = """
     errors paths atomic runlock process log signals distributed overrides
-    runs gitrepo
+    runs checkpoints gitrepo
     statistic.record statistic.title statistic.table statistic.scalars statistic
     recorder tboard plot diff listing launch
     sweep sweep.plan sweep.job sweep.drive sweep.local sweep.raypool sweep.verb

@@ -14,7 +14,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # code/: the template's modules
 
-from state import load_checkpoint  # noqa: E402
+from utils.checkpoints import load as load_checkpoint  # noqa: E402
 
 PYTHON = sys.executable
 

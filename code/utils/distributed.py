@@ -9,6 +9,8 @@ import sys
 import torch
 import torch.distributed as dist
 
+CONTROL = None  # the process group of agree(): gloo beside NCCL, else the default group (None)
+
 
 def world():
     """(rank, local_rank, world_size) as set by torch.distributed.run; (0, 0, 1) otherwise."""
@@ -32,6 +34,10 @@ def init():
     if torch.cuda.is_available():
         torch.cuda.set_device(local_rank)
     dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    global CONTROL
+    # Flags the ranks agree on every step (stop, checkpoint due) go over a CPU side channel: on
+    # NCCL they would have to wait for the GPU stream.
+    CONTROL = dist.new_group(backend="gloo") if dist.get_backend() != "gloo" else None
     if rank != 0:
         sys.stdout = open(os.devnull, "w")  # one copy of every line, from rank 0
 
@@ -76,6 +82,37 @@ def from_rank0(make):
     if box[1] is not None:
         raise box[1]
     return box[0]
+
+
+def agree(flags):
+    """Each flag true when it is true on any rank: every rank decides the same."""
+    if not active():
+        return [bool(f) for f in flags]
+    votes = torch.tensor([int(bool(f)) for f in flags])
+    dist.all_reduce(votes, op=dist.ReduceOp.MAX, group=CONTROL)
+    return [bool(v) for v in votes.tolist()]
+
+
+class Agreement:
+    """agree() one step late: the flags posted at a step are read at the next one, so that no
+    step waits for the others' vote. Every rank posts and reads at the same steps."""
+
+    def __init__(self):
+        self.votes = self.work = None
+
+    def post(self, flags):
+        self.votes = torch.tensor([int(bool(f)) for f in flags])
+        if active():
+            self.work = dist.all_reduce(self.votes, op=dist.ReduceOp.MAX, group=CONTROL, async_op=True)
+
+    def read(self, default):
+        """The flags posted last, agreed; `default` when none were posted since the last read."""
+        if self.votes is None:
+            return default
+        if self.work is not None:
+            self.work.wait()
+        votes, self.votes, self.work = self.votes, None, None
+        return [bool(v) for v in votes.tolist()]
 
 
 def gather(obj):

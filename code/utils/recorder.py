@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-from utils import atomic, log, paths, runs, signals
+from utils import atomic, log, paths, runs
 
 
 class Recorder:
@@ -49,7 +49,6 @@ class Recorder:
 
     def epoch(self, epoch, metrics, best_epoch, lr, seconds, samples):
         """TensorBoard scalars of one epoch, and statistic.json rewritten in the background."""
-        signals.check()  # a Ctrl-C that something swallowed still stops the run, an epoch late at most
         if not self.active:
             return
         for key, value in metrics.items():

@@ -4,13 +4,19 @@ one on disk is whole, and the caller waits for pending writes before recording t
 No moment of a run may lose a Ctrl-C. main.py installs the handler before it imports torch;
 until the run is `arm()`ed (its Recorder exists, so the status can be written) a signal is only
 noted, and arm() raises it. Raising inside an import or a finalizer could be swallowed
-("Exception ignored in ..."), so `check()`, called every epoch, raises it again if it was.
+("Exception ignored in ..."), so `check()` raises it again if it was.
+
+Inside an epoch the signal is `deferred()`: only noted, so that no step is left half done. The
+training loop looks at `pending()` after every optimizer step, writes a step checkpoint and
+stops there; a signal during validation stops the run at the end of its epoch.
 """
 import signal
+from contextlib import contextmanager
 
 STOPS = (signal.SIGINT, signal.SIGTERM)
-received = []  # the signals that arrived, in order
+received = []  # the names of the signals that arrived, in order
 armed = False
+deferring = False
 
 
 class Interrupted(BaseException):
@@ -18,8 +24,8 @@ class Interrupted(BaseException):
 
 
 def handle(signum, frame):
-    received.append(signum)
-    if armed:
+    received.append(signal.Signals(signum).name)
+    if armed and not deferring:
         stop()
 
 
@@ -28,7 +34,7 @@ def stop():
     # interrupt the orderly end that the first one started.
     for sig in STOPS:
         signal.signal(sig, signal.SIG_IGN)
-    raise Interrupted(signal.Signals(received[0]).name)
+    raise Interrupted(received[0])
 
 
 def install():
@@ -47,3 +53,26 @@ def arm():
 def check():
     if received:
         stop()
+
+
+def pending():
+    """Whether a stop was asked for and not raised yet (inside deferred())."""
+    return bool(received)
+
+
+def join():
+    """Another rank was stopped: so is this one, at the same step."""
+    if not received:
+        received.append("a stop of another rank")
+
+
+@contextmanager
+def deferred():
+    """A block that a signal does not cut short: it is noted, and raised when the block ends."""
+    global deferring
+    deferring = True
+    try:
+        yield
+    finally:
+        deferring = False
+    check()

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from conftest import PYTHON, assert_one_line_mistake, interrupt, make_project, record_at
+from utils import checkpoints
 
 RUN = ["epochs=8", "checkpoint_interval=0",  # a file every epoch; 5 epochs of ~0.15 s for the Ctrl-C to land in
        "batch_size=8", "channels=8",
@@ -48,6 +49,12 @@ def copy_of_stopped(project):
 
 def last_file(run_dir):
     return run_dir / "checkpoint" / os.readlink(run_dir / "checkpoint/epoch_last.pth")
+
+
+def continuing(path):
+    """What main.py says when it goes on from this checkpoint file."""
+    epoch, step = checkpoints.position(path.name)
+    return f"continuing after epoch {epoch}" + (f", at step {step} of epoch {epoch + 1}" if step else "")
 
 
 def truncated(path):
@@ -95,7 +102,9 @@ def test_con_goes_on_from_the_newest_checkpoint_that_loads(cut, damage):
     project, stopped, twin = cut
     id, run_dir = copy_of_stopped(project)
     last = last_file(run_dir)
-    assert last.name == f"epoch_{stopped}.pth"
+    assert last == checkpoints.files(run_dir / "checkpoint")[0]  # the newest: a step file or epoch_<stopped>.pth
+    assert checkpoints.position(last.name) >= (stopped, 0)
+    previous = checkpoints.files(run_dir / "checkpoint")[1]
     hurt, why = DAMAGES[damage]
     hurt(last)
     out = project.cli("con", f"cut/{id}", timeout=120)
@@ -103,9 +112,9 @@ def test_con_goes_on_from_the_newest_checkpoint_that_loads(cut, damage):
     assert record["metrics"] == twin, "the continued run must end as if it had never stopped"
     [warning] = warnings(out)
     assert warning.startswith(f"runtag: warning: skipped checkpoint/{last.name} ({why}"), warning
-    assert warning.endswith(f"; continuing after epoch {stopped - 1}"), warning
+    assert warning.endswith(f"; {continuing(previous)}"), warning
     log = (run_dir / "log").read_text()
-    assert warning in log and f"continuing after epoch {stopped - 1}" in log
+    assert warning in log and continuing(previous) in log
 
 
 def every_file(run_dir):
@@ -130,13 +139,14 @@ def only_the_last_left_carrying_code(checkpoint):
 @pytest.mark.parametrize("damage, why", [(every_epoch_file_truncated, "truncated"),
                                          (only_the_last_left_carrying_code, "carries code: posix.system")])
 def test_con_refuses_in_one_line_when_no_checkpoint_loads(cut, damage, why):
-    project, stopped, _ = cut
+    project, _, _ = cut
     id, run_dir = copy_of_stopped(project)
+    newest = last_file(run_dir).name  # a step file of the epoch after `stopped`, or epoch_<stopped>.pth
     damage(run_dir / "checkpoint")
     (run_dir / "checkpoint/.epoch_9.pth.x7k2q9lp.tmp").write_bytes(b"PK")  # a refused con removes nothing either
     before = every_file(run_dir)
     out = project.cli("con", f"cut/{id}", timeout=120)
-    assert_one_line_mistake(out, f"no checkpoint of cut/{id} loads: checkpoint/epoch_{stopped}.pth ({why}", f"`rerun cut/{id}`")
+    assert_one_line_mistake(out, f"no checkpoint of cut/{id} loads: checkpoint/{newest} ({why}", f"`rerun cut/{id}`")
     assert "weights_only" not in out.stderr
     assert every_file(run_dir) == before, "nothing written: the status stays `interrupted`, the log as it was"
 
@@ -161,7 +171,7 @@ def evaluated(project, id, checkpoint):
 import json, sys
 sys.path.insert(0, "code")
 import args_process, dataloader, epoch, model
-from state import load_checkpoint
+from utils.checkpoints import load as load_checkpoint
 rec = json.load(open({str(project.run_dir('cut', id) / 'statistic.json')!r}))
 from utils import overrides
 args = args_process.process(overrides.apply(overrides.load_config(), rec["overrides"]))

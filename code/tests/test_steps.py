@@ -1,0 +1,144 @@
+"""Step checkpoints: a run killed or stopped inside an epoch continues from the exact step, to the
+metrics of the run never interrupted, bit for bit (CPU, fixed seed); also over 2 DDP processes.
+
+The project's epoch.py gets one line that stops its own run at a chosen step, so that every kill
+lands where the test says, inside an epoch: `STOP_AT=<epoch>:<step>:kill` SIGKILLs main.py's
+process group in the middle of that step (after backward, before the optimizer step);
+`...:ctrl-c` sends it SIGINT, as `run` does when its terminal gets a Ctrl-C.
+"""
+import random
+import re
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from conftest import make_project
+from utils.checkpoints import load as load_checkpoint
+
+RUN = ["epochs=4", "checkpoint_steps=3", "checkpoint_interval=0"]  # 20 steps an epoch on digits
+DDP = ["--nproc", "2", "epochs=3", "checkpoint_steps=2", "checkpoint_interval=0"]  # 10 steps a rank
+STOP = """        loss.backward()
+        at = os.environ.get("STOP_AT", "").split(":")  # tests only: see code/tests/test_steps.py
+        if at[:2] == [desc.split()[1], str(state.step + 1)] and os.environ.get("RANK", "0") == "0":
+            os.killpg(0, signal.SIGKILL if at[2] == "kill" else signal.SIGINT)
+"""
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A project whose epoch.py can stop its run at a step, and the metrics of runs never stopped."""
+    project = make_project(tmp_path_factory.mktemp("steps") / "project")
+    epoch_py = project.root / "code/epoch.py"
+    text = epoch_py.read_text().replace("import sys\n", "import os\nimport signal\nimport sys\n", 1)
+    project.commit("code/epoch.py", text.replace("        loss.backward()\n", STOP, 1), "stop at a step")
+    project.cli("run", "-f", "straight", *RUN, check=True)
+    return project
+
+
+def curves(project, tag):
+    """Every epoch's train and val metrics, from the run's TensorBoard files (a continued run has
+    two): the epoch that was cut has its own figures here, not only in the final record."""
+    events = EventAccumulator(str(project.run_dir(tag, 0) / "tensorboard"), size_guidance={"scalars": 0})
+    events.Reload()
+    return {(key, e.step): e.value for key in ("train/loss", "train/acc", "val/loss", "val/acc")
+            for e in events.Scalars(key)}
+
+
+def stopped_at(project, tag, where, *run):
+    """`run -f tag` stopped by STOP_AT=where; the record."""
+    out = project.cli("run", "-f", tag, *run, env={"STOP_AT": where})
+    assert out.returncode != 0, out.stdout
+    return project.record(tag, 0)
+
+
+def continued(project, tag):
+    """`con tag` to its end: the record, and where the log says it continued from."""
+    out = project.cli("con", tag, check=True)
+    log = (project.run_dir(tag, 0) / "log").read_text()
+    return project.record(tag, 0), re.findall(r"continuing after epoch (\d+)(?:, at step (\d+))?", log)[-1]
+
+
+@pytest.mark.slow
+def test_runs_killed_at_10_random_steps_inside_epochs_continue_bit_identical(project):
+    straight = project.record("straight", 0)["metrics"]
+    moments = random.Random(14)
+    from_steps = 0
+    for i in range(10):
+        epoch, step = moments.randint(1, 4), moments.randint(4, 19)  # never an epoch's first or last step
+        tag = f"kill{i}"
+        record = stopped_at(project, tag, f"{epoch}:{step}:kill", *RUN)
+        assert record["status"] != "finished"
+        record, (after, at) = continued(project, tag)
+        assert record["status"] == "finished", (epoch, step)
+        assert record["metrics"] == straight, (epoch, step)  # JSON floats: equal is bit-identical
+        assert curves(project, tag) == curves(project, "straight"), (epoch, step)
+        # it went on from before the kill: a step file of that epoch unless its write had not landed
+        assert (int(after), int(at or 0)) <= (epoch - 1, step - 1), (epoch, step, after, at)
+        from_steps += bool(at)
+    assert from_steps >= 5, f"only {from_steps} of 10 continued from inside an epoch"
+
+
+def test_ctrl_c_inside_an_epoch_writes_a_step_checkpoint_and_ends_interrupted(project):
+    record = stopped_at(project, "ctrlc", "2:7:ctrl-c", *RUN)
+    assert record["status"] == "interrupted" and record["epoch"] == 1
+    checkpoint = project.run_dir("ctrlc", 0) / "checkpoint"
+    last = (checkpoint / "epoch_last.pth").resolve()
+    assert re.fullmatch(r"epoch_2_step_(\d+)\.pth", last.name), last.name  # not epoch 1's end
+    ckpt = load_checkpoint(last)
+    assert ckpt["epoch"] == 1 and ckpt["step"] >= 7 and len(ckpt["loader"]) == 1
+    assert (checkpoint / "epoch_best.pth").resolve().name == "epoch_1.pth"
+    listed = project.cli("expels", "ctrlc", check=True).stdout
+    assert f" 1+{ckpt['step']} " in listed, listed  # its checkpoint: after epoch 1, steps into epoch 2
+    record, (after, at) = continued(project, "ctrlc")
+    assert (after, int(at)) == ("1", ckpt["step"])
+    assert record["metrics"] == project.record("straight", 0)["metrics"]
+    assert curves(project, "ctrlc") == curves(project, "straight")
+
+
+def test_a_checkpoint_from_before_step_checkpoints_still_continues(project):
+    """A checkpoint as runtag wrote it before this change (no step, no data position) is an
+    epoch's end: `con` goes on from it as it always did."""
+    stopped_at(project, "old", "3:5:kill", *RUN)
+    checkpoint = project.run_dir("old", 0) / "checkpoint"
+    for path in checkpoint.glob("epoch_*_step_*.pth"):
+        path.unlink()
+    old_keys = {"model", "optimizer", "scheduler", "epoch", "best", "best_epoch", "stale", "rng"}
+    for path in checkpoint.glob("epoch_[0-9].pth"):
+        torch.save({k: v for k, v in load_checkpoint(path).items() if k in old_keys}, path)
+    (checkpoint / "epoch_last.pth").unlink()
+    (checkpoint / "epoch_last.pth").symlink_to("epoch_2.pth")
+    record, (after, at) = continued(project, "old")
+    assert (after, at) == ("2", "")
+    assert record["metrics"] == project.record("straight", 0)["metrics"]
+
+
+@pytest.mark.slow
+def test_a_ddp_run_killed_inside_epochs_continues_bit_identical(project):
+    """2 processes (gloo): each rank goes on from its own shard's position at the same step."""
+    project.cli("run", "-f", "ddp", *DDP, check=True)
+    straight = project.record("ddp", 0)["metrics"]
+    moments = random.Random(1414)
+    for i in range(3):
+        epoch, step = moments.randint(1, 3), moments.randint(4, 9)
+        record = stopped_at(project, f"ddpkill{i}", f"{epoch}:{step}:kill", *DDP)
+        assert record["status"] != "finished" and record["world_size"] == 2
+        ckpt = load_checkpoint(project.run_dir(f"ddpkill{i}", 0) / "checkpoint/epoch_last.pth")
+        assert len(ckpt["rng"]) == len(ckpt.get("loader", [0, 0])) == 2
+        record, _ = continued(project, f"ddpkill{i}")
+        assert record["status"] == "finished" and record["world_size"] == 2
+        assert record["metrics"] == straight, (epoch, step)
+        assert curves(project, f"ddpkill{i}") == curves(project, "ddp"), (epoch, step)
+
+
+def test_a_step_checkpoint_of_2_processes_is_not_continued_by_1(project):
+    """The data position of 2 shards does not map onto 1: `con --nproc 1` goes on from the
+    newest epoch's end instead, and says which file it skipped."""
+    stopped_at(project, "shrink", "2:6:ctrl-c", "--nproc", "2", "epochs=2", "checkpoint_steps=2",
+               "checkpoint_interval=0", "keep_checkpoints=0")
+    assert (project.run_dir("shrink", 0) / "checkpoint/epoch_last.pth").resolve().name.startswith("epoch_2_step_")
+    out = project.cli("con", "shrink", "--nproc", "1", check=True)
+    record = project.record("shrink", 0)
+    assert record["status"] == "finished" and record["world_size"] == 1
+    assert re.search(r"skipped checkpoint/epoch_2_step_\d+\.pth \(inside an epoch, by 2 processes, not 1\)",
+                     out.stderr + (project.run_dir("shrink", 0) / "log").read_text())

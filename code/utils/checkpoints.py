@@ -1,0 +1,140 @@
+"""A run's checkpoint/ folder: the files' names, writing one, the links, pruning, and loading
+with a reason in a few words when a file does not load.
+
+`epoch_<n>.pth` holds the state after epoch n; `epoch_<n>_step_<k>.pth` the state k optimizer
+steps into epoch n. `epoch_last.pth` links to the newest file, `epoch_best.pth` to the best
+epoch's. Every file is written whole or not at all (utils/atomic.py).
+"""
+import os
+import re
+from pathlib import Path
+
+import torch
+
+from utils import atomic
+from utils.runs import BEST, LAST
+
+FILE = re.compile(r"epoch_(\d+)(?:_step_(\d+))?\.pth")
+
+
+def name(epoch, step=0):
+    """The file of the state after `epoch` finished epochs and `step` steps into the next."""
+    return f"epoch_{epoch + 1}_step_{step}.pth" if step else f"epoch_{epoch}.pth"
+
+
+def position(file_name):
+    """(finished epochs, steps into the next) of a checkpoint's file name, or None."""
+    m = FILE.fullmatch(file_name)
+    if not m:
+        return None
+    return (int(m[1]) - 1, int(m[2])) if m[2] else (int(m[1]), 0)
+
+
+def write(directory, tree):
+    """torch.save straight into the file (no copy of it in memory); its name."""
+    file = name(tree["epoch"], tree.get("step", 0))
+    with atomic.writing(directory / file) as f:
+        torch.save(tree, f)
+    return file
+
+
+def point(link, target):
+    """Replace a relative symlink atomically: the link is never missing."""
+    tmp = link.with_name(f".{link.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    os.symlink(target, tmp)
+    os.replace(tmp, link)
+
+
+def prune(directory, keep):
+    """Remove old checkpoint files beyond `keep`; what last and best point at always stays."""
+    if keep <= 0:
+        return
+    pinned = {os.readlink(directory / n) for n in (LAST, BEST) if (directory / n).is_symlink()}
+    others = [p for p in files(directory) if p.name not in pinned]
+    for p in others[keep:]:
+        p.unlink()
+
+
+def files(directory):
+    """The folder's checkpoint files, newest position first."""
+    if not directory.is_dir():
+        return []
+    found = [(pos, p) for p in directory.iterdir() if (pos := position(p.name))]
+    return [p for _, p in sorted(found, key=lambda f: f[0], reverse=True)]
+
+
+def candidates(directory):
+    """Where a continued run may go on from, in order: the file epoch_last names (the last write's
+    own word), then every checkpoint file, newest first."""
+    last = directory / LAST
+    named = [directory / os.readlink(last)] if last.is_symlink() else []
+    return list(dict.fromkeys(named + files(directory)))
+
+
+def remove_temporaries(directory):
+    """Remove what killed writes left: `.epoch_<n>.pth.*.tmp` (atomic.writing) and
+    `.epoch_last.pth.tmp` (point()). No link names them, and none belongs to a live write: one
+    process owns a run folder (its lock), and this one writes only after every rank resumed."""
+    for tmp in directory.glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
+class Unloadable(Exception):
+    """A checkpoint that does not load: `path`, and `why` in a few words."""
+
+    def __init__(self, path, why):
+        super().__init__(Path(path), why)
+        self.path, self.why = Path(path), why
+
+    def __str__(self):
+        return f"{self.path.parent.name}/{self.path.name} ({self.why})"
+
+
+def listing(errors, most=3):
+    """`checkpoint/epoch_7.pth (truncated), ...`: the skipped files in one line."""
+    named = ", ".join(map(str, errors[:most]))
+    return named + (f" and {len(errors) - most} more" if len(errors) > most else "")
+
+
+def loaded(path, keys):
+    """A checkpoint that loads and holds `keys`, or Unloadable."""
+    ckpt = load(path)
+    if not isinstance(ckpt, dict) or not keys <= ckpt.keys():
+        raise Unloadable(path, "not a training state")
+    return ckpt
+
+
+def load(path, map_location="cpu"):
+    """A checkpoint's contents, or Unloadable saying why not. weights_only: a checkpoint is data,
+    not code (the state holds only tensors and plain types), so one that carries code is refused,
+    and torch's advice to load it with weights_only=False is not passed on."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except MemoryError:
+        raise
+    except Exception as err:  # noqa: BLE001 -- anything else torch.load raises is the file's fault
+        raise Unloadable(path, why_unloadable(path, err)) from None
+
+
+def why_unloadable(path, err):
+    """A few words on a checkpoint that does not load."""
+    if isinstance(err, FileNotFoundError):
+        return "missing"
+    if isinstance(err, OSError):
+        return err.strerror or str(err)
+    code = re.search(r"GLOBAL ([\w.]+)", str(err))
+    if code:  # weights_only's refusal of a pickled function or class
+        return f"carries code: {code[1]}, refused"
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as gone:
+        return gone.strerror or str(gone)
+    if not head:
+        return "empty"
+    if head != b"PK\x03\x04":  # torch.save writes a zip archive
+        return "not a PyTorch checkpoint"
+    if "central directory" in str(err):  # a zip's index is at its end
+        return "truncated"
+    return f"damaged: {str(err).splitlines()[0][:120]}"
