@@ -91,6 +91,7 @@ def train(args, rec, record, resume):
 
     rec.drain()  # the best checkpoint is on disk before any process reads it back
     distributed.barrier()
+    optimizer.zero_grad(set_to_none=True)  # training is over: the gradients' memory goes back before the test
     load_best(net, rec, state)
     test_loss, test_acc = epoch.evaluate(net, test_loader, args.device, "test")
     print(f"test (best epoch {state.best_epoch}): loss {test_loss:.4f} acc {test_acc:.4f}")

@@ -5,8 +5,10 @@
 Template side: the real thing, `main.main(["--run-dir", dir])` in this process on a temporary
 project (RUNTAG_ROOT), so every epoch pays for its checkpoint (written in the background),
 statistic.json rewrite, TensorBoard scalars, tqdm bars (stderr looks like a terminal) and the
-log tee. Bare side: the same dataloader.build, model.build, optimizer and scheduler, and a
-plain loop that sums loss and accuracy, validates and steps the scheduler.
+log tee. Bare side: the same data as plain torch DataLoaders (the template's are torchdata's
+StatefulDataLoader, whose per-batch bookkeeping for step checkpoints counts as the template's),
+the same model.build, optimizer and scheduler, and a plain loop that sums loss and accuracy,
+validates and steps the scheduler.
 
 Each round runs both sides, in alternating order, for `--short` and for `--long` epochs (after
 a warm-up round). Two estimates of an epoch's time, both medians:
@@ -59,7 +61,7 @@ def bare(epochs):
     """What a researcher would write without the template. Returns the time each epoch ended."""
     args = args_process.process(config(epochs))
     seed_everything(SEED)
-    train_loader, val_loader, test_loader = dataloader.build(args, SEED)
+    train_loader, val_loader, test_loader = map(plain, dataloader.build(args, SEED))
     net = models.build(args).to(args.device)
     optimizer = main.build_optimizer(net, args)
     scheduler = main.build_scheduler(optimizer, args)
@@ -82,6 +84,13 @@ def bare(epochs):
         ends.append(time.time())
     evaluate(net, test_loader, args.device)
     return ends
+
+
+def plain(loader):
+    """The same data, batches and shuffling generator in a plain torch DataLoader."""
+    from torch.utils.data import DataLoader
+    return DataLoader(loader.dataset, batch_size=loader.batch_size, shuffle=loader.generator is not None,
+                      generator=loader.generator)
 
 
 @torch.no_grad()

@@ -47,3 +47,16 @@ def test_run_with_a_typo_suggests_the_key_and_writes_nothing(project):
     assert out.stderr.splitlines() == ["runtag: unknown config key 'lrate' in override — did you mean lr?"]
     assert not (project.root / "__result__").exists() and not (project.root / "__statistic__").exists()
     assert project.git("tag") == "" and project.git("status", "--porcelain") == ""
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"checkpoint_steps": 2.5}, "invalid config value checkpoint_steps=2.5 — use a whole number"),
+    ({"checkpoint_steps": -1}, "invalid config value checkpoint_steps=-1 — use a number >= 0"),
+    ({"checkpoint_copy_mb": -1}, "invalid config value checkpoint_copy_mb=-1 — use a number >= 0"),
+    ({"epochs": float("inf")}, "invalid config value epochs=inf — use a whole number"),
+])
+def test_checkpoint_counts_are_checked_before_a_run(change, expected):
+    import args_process
+    with pytest.raises(UserError) as err:
+        args_process.check({**CONFIG, **change})
+    assert str(err.value) == expected

@@ -108,9 +108,11 @@ def loaded(path, keys):
 def load(path, map_location="cpu"):
     """A checkpoint's contents, or Unloadable saying why not. weights_only: a checkpoint is data,
     not code (the state holds only tensors and plain types), so one that carries code is refused,
-    and torch's advice to load it with weights_only=False is not passed on."""
+    and torch's advice to load it with weights_only=False is not passed on. mmap: tensors are read
+    from the file as they are used (copy-on-write), so loading a state of gigabytes does not first
+    read all of it into memory beside the live one."""
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True, mmap=True)
     except MemoryError:
         raise
     except Exception as err:  # noqa: BLE001 -- anything else torch.load raises is the file's fault
