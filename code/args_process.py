@@ -3,6 +3,7 @@ import ast
 import functools
 import os
 import re
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,12 +15,13 @@ CHOICES = {
     "optimizer": ("adam", "adamw", "sgd"),
     "lr_schedule": ("none", "step", "cosine"),
     "best_mode": ("max", "min"),
-    "best_metric": ("val/acc", "val/loss", "train/acc", "train/loss"),  # what main.py's epochs report
+    "precision": ("fp32", "bf16", "fp16"),
 }
-POSITIVE = ("lr", "epochs", "batch_size", "checkpoint_every", "channels", "lr_step")
+POSITIVE = ("lr", "epochs", "batch_size", "checkpoint_every", "channels", "width", "lr_step", "grad_accum")
 NON_NEGATIVE = ("checkpoint_interval", "checkpoint_steps", "checkpoint_copy_mb", "patience", "keep_checkpoints",
-                "num_workers", "weight_decay", "momentum")
-COUNTS = ("epochs", "batch_size", "checkpoint_every", "checkpoint_steps", "keep_checkpoints", "num_workers", "patience")
+                "num_workers", "weight_decay", "momentum", "clip_grad", "figure_every")
+COUNTS = ("epochs", "batch_size", "checkpoint_every", "checkpoint_steps", "keep_checkpoints", "num_workers", "patience",
+          "grad_accum", "width", "figure_every")
 NUMBERS = POSITIVE + NON_NEGATIVE + ("dropout", "val_ratio", "test_ratio", "lr_gamma", "split_seed")
 DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
 
@@ -47,6 +49,8 @@ def check(cfg):
         bad("val_ratio", (cfg["val_ratio"], cfg["test_ratio"]), "val_ratio, test_ratio > 0 with a sum < 1")
     if not (isinstance(cfg["device"], str) and DEVICE.fullmatch(cfg["device"])):
         bad("device", cfg["device"], "auto, cpu, cuda or cuda:N")
+    if cfg["precision"] == "fp16" and not (cfg["device"].startswith("cuda") or cfg["device"] == "auto" and gpu_visible()):
+        bad("precision", "fp16", "fp32 or bf16 on a CPU: fp16 training needs a CUDA device (and its GradScaler)")
     check_names(cfg)
 
 
@@ -62,12 +66,63 @@ def check_types(cfg):
 def check_names(cfg):
     """The data set and the model are looked up by name only once the run has started."""
     data = cfg["data"]
-    if data != "digits" and not (isinstance(data, str) and data not in ("", ".", "..") and "/" not in data
+    if data not in tasks() and not (isinstance(data, str) and data not in ("", ".", "..") and "/" not in data
                                  and os.path.isdir(paths.data() / data)):  # isdir: False for a name too long
-        bad("data", data, "digits, or the name of a folder under __data__/ (see dataloader.py)")
+        bad("data", data, ", ".join(tasks()) + ", or the name of a folder under __data__/ (see dataloader.py)")
     models = known_models()
     if models and cfg["model"] not in models:
         bad("model", cfg["model"], "one of " + ", ".join(sorted(models)) + " (the names model.build() knows)")
+    names = metrics().get(task(data), ())
+    reported = [f"{split}/{name}" for split in ("train", "val") for name in names]
+    if reported and cfg["best_metric"] not in reported:
+        bad("best_metric", cfg["best_metric"], f"one of {', '.join(reported)} (what epoch.py reports for {data})")
+
+
+def task(data):
+    """classification | regression: dataloader.TASKS for a bundled data set, else the type of y in
+    __data__/<data>/data.npz (whole numbers: classes)."""
+    if data in tasks():
+        return tasks()[data]
+    try:
+        import numpy as np
+        with np.load(paths.data() / data / "data.npz") as arrays:
+            kind = arrays["y"].dtype.kind
+    except (OSError, KeyError, ValueError):
+        return "classification"  # dataloader.load() is yours to change: it reads what it reads
+    return "classification" if kind in "iub" else "regression"
+
+
+def tasks():
+    return read_constant("dataloader.py", "TASKS") or {"digits": "classification"}
+
+
+def metrics():
+    return read_constant("epoch.py", "METRICS") or {}
+
+
+@functools.cache
+def read_constant(file, name):
+    """A module-level `NAME = <literal>` of a template file, read, not imported (torch takes
+    seconds to import); None when it is not there as a literal."""
+    try:
+        tree = ast.parse(Path(__file__).with_name(file).read_text())
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and [ast.unparse(t) for t in node.targets] == [name]:
+            try:
+                return ast.literal_eval(node.value)
+            except ValueError:
+                return None
+    return None
+
+
+def gpu_visible():
+    """Whether `device=auto` will find a GPU, told without importing torch."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return any(d.strip() not in ("", "-1") for d in visible.split(","))
+    return shutil.which("nvidia-smi") is not None
 
 
 @functools.cache
@@ -102,5 +157,8 @@ def process(cfg):
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         bad("device", args.device, "cpu or auto: no CUDA device is visible")
     args.cuda = args.device.startswith("cuda")
+    if args.precision == "fp16" and not args.cuda:
+        bad("precision", "fp16", "fp32 or bf16 on a CPU: fp16 training needs a CUDA device (and its GradScaler)")
     args.pin_memory = args.cuda  # page-locked batches make the non_blocking copies real
+    args.task = task(args.data)  # classification | regression: which metrics and loss epoch.py uses
     return args

@@ -5,15 +5,17 @@ Derived values and checks live in args_process.py.
 """
 
 # data
-data = "digits"            # "digits": scikit-learn's bundled 8x8 digits; or a folder under __data__/ (see dataloader.py)
+data = "digits"            # "digits" (8x8 images, 10 classes) or "diabetes" (10 features, a number to predict): both
+                           # bundled with scikit-learn; or a folder under __data__/ (see dataloader.py)
 val_ratio = 0.15           # fraction of the samples held out for validation
 test_ratio = 0.15          # fraction held out for the final test
 split_seed = 0             # the split's own seed: every run, whatever its seed, sees the same test set
 
 # model
-model = "cnn"              # a name known to model.build()
+model = "cnn"              # a name known to model.build(): cnn (images) | mlp (flat features, e.g. data=diabetes)
 channels = 32              # width of the first convolution; the second has twice as many
 dropout = 0.25             # dropout before the classifier
+width = 64                 # mlp: units of each hidden layer
 
 # optimisation
 optimizer = "adam"         # adam | adamw | sgd
@@ -24,10 +26,15 @@ lr_schedule = "cosine"     # none | step | cosine
 lr_step = 10               # step schedule: epochs between decays
 lr_gamma = 0.1             # step schedule: decay factor
 epochs = 20                # number of training epochs
-batch_size = 64            # samples per step (per process under DDP)
+batch_size = 64            # samples per batch (per process under DDP)
+grad_accum = 1             # batches per optimizer step: the effective batch is batch_size x grad_accum x processes
+clip_grad = 0.0            # clip the gradients' norm to this before each step; 0: no clipping
+precision = "fp32"         # fp32 | bf16 | fp16: autocast of forward and loss (fp16, CUDA only, with a GradScaler)
+compile = False            # torch.compile the model (checkpoints hold the plain model's state_dict)
 
 # best model and early stopping
-best_metric = "val/acc"    # the metric that decides which epoch is "best"
+best_metric = "val/acc"    # the metric that decides which epoch is "best": train/ or val/ and a name of
+                           # epoch.METRICS for the data's task (classification: loss, acc; regression: loss, mse, mae)
 best_mode = "max"          # max | min: whether a larger best_metric is better
 patience = 0               # stop after this many epochs without a new best; 0 never stops early
 
@@ -41,4 +48,5 @@ checkpoint_copy_mb = 256   # a state up to this size is copied to host memory an
 keep_checkpoints = 2       # checkpoint files kept besides last and best; 0 keeps them all
 device = "auto"            # auto | cpu | cuda | cuda:1
 num_workers = 0            # DataLoader worker processes; 0 loads in the training process
+figure_every = 5           # a figure of the validation predictions in TensorBoard every this many epochs; 0: none
 tensorboard = True         # `run` starts one TensorBoard over __result__ in the background (never under CI)

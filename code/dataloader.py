@@ -13,21 +13,35 @@ from utils import paths
 warnings.filterwarnings("ignore", message="'set_vital' is deprecated")
 
 
+TASKS = {"digits": "classification", "diabetes": "regression"}  # the bundled data sets' tasks
+
+
 def load(args):
-    """All samples as (x, y) tensors. x: float (N, 1, 8, 8) in [0, 1], y: int64 (N,)."""
+    """All samples as (x, y) tensors: x float, (N, ...); y int64 class numbers for classification,
+    float for regression (args.task: TASKS, or for your own data the type of its y)."""
     if args.data == "digits":
         from sklearn.datasets import load_digits  # bundled with scikit-learn: no download
         digits = load_digits()
-        x, y = digits.images / 16.0, digits.target
+        x, y = digits.images[:, None] / 16.0, digits.target  # (N, 1, 8, 8) in [0, 1]; 10 classes
+    elif args.data == "diabetes":
+        from sklearn.datasets import load_diabetes  # bundled too: 442 patients, 10 scaled features
+        x, y = load_diabetes(return_X_y=True)
+        y = (y - y.mean()) / y.std()  # disease progression, standardised: predicting 0 scores an MSE of about 1
     else:
         # Your own dataset: put it under __data__/<name>/ and read it here, e.g. arrays saved
         # with np.savez(__data__/<name>/data.npz, x=..., y=...), then run with data=<name>.
         arrays = np.load(paths.data() / args.data / "data.npz")
         x, y = arrays["x"], arrays["y"]
-    x = torch.as_tensor(x, dtype=torch.float32)
-    if x.dim() == 3:
-        x = x.unsqueeze(1)  # add the channel axis
-    return x, torch.as_tensor(y, dtype=torch.int64)
+        if x.ndim == 3:
+            x = x[:, None]  # images without a channel axis
+    target = torch.int64 if args.task == "classification" else torch.float32
+    return torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=target)
+
+
+def dims(loader, task):
+    """(the shape of one sample, the model's outputs: the number of classes, or 1)."""
+    x, y = loader.dataset.tensors
+    return tuple(x.shape[1:]), int(y.max()) + 1 if task == "classification" else 1
 
 
 def split(n, args):

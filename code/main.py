@@ -21,6 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 import args_process  # noqa: E402
 import dataloader  # noqa: E402
 import epoch  # noqa: E402
+import figures  # noqa: E402
 import model as models  # noqa: E402
 from state import (Policy, State, Unloadable, best_checkpoint, listing, resume_point, seed_everything,  # noqa: E402
                    unwrap)
@@ -49,14 +50,17 @@ def train(args, rec, record, resume):
     seed = record["seed"]
     seed_everything(seed + rank)  # own dropout per process; DDP copies rank 0's initial weights
     train_loader, val_loader, test_loader = dataloader.build(args, seed, rank, world_size)
-    net = models.build(args).to(args.device)
+    net = models.build(args, dataloader.dims(train_loader, args.task)).to(args.device)
     if record.get("init_from"):  # fine-tuning: start from another run's best weights
         net.load_state_dict(checkpoints.load(runs.Run.parse(record["init_from"]).checkpoints / runs.BEST)["model"])
+    if args.compile:
+        net = torch.compile(net)  # state.unwrap() gives checkpoints the plain model's state_dict
     if world_size > 1:
         net = DistributedDataParallel(net, device_ids=[args.device] if args.cuda else None)
     optimizer = build_optimizer(net, args)
     scheduler = build_scheduler(optimizer, args)
-    state = State(net, optimizer, scheduler, args.best_mode, Policy.of(args, rec.checkpoints, writer=rec))
+    scaler = torch.amp.GradScaler(args.device.split(":")[0], enabled=args.precision == "fp16")
+    state = State(net, optimizer, scheduler, args.best_mode, Policy.of(args, rec.checkpoints, writer=rec), scaler)
     if resume:  # (checkpoint, skipped): see resume_from()
         state.load_state_dict(resume[0])
         if resume[1]:
@@ -68,20 +72,20 @@ def train(args, rec, record, resume):
             with signals.deferred():  # a Ctrl-C stops the run at a step's end, after a checkpoint
                 start = time.perf_counter()
                 dataloader.reseed(train_loader, seed, ep, rank)
-                state.start_epoch(train_loader)  # a continued run goes on from its step
-                train_loss, train_acc = epoch.train(net, train_loader, optimizer, args.device, state,
-                                                    f"epoch {ep} train")
-                val_loss, val_acc = epoch.evaluate(net, val_loader, args.device, f"epoch {ep} val")
+                state.start_epoch(train_loader, args.grad_accum)  # a continued run goes on from its step
+                train_metrics = epoch.train(net, train_loader, optimizer, scaler, state, args, f"epoch {ep} train")
+                val_metrics = epoch.evaluate(net, val_loader, args, f"epoch {ep} val")
                 lr = scheduler.get_last_lr()[0]
                 scheduler.step()
                 seconds = time.perf_counter() - start
                 state.epoch = ep
-                metrics = {"train/loss": train_loss, "train/acc": train_acc, "val/loss": val_loss, "val/acc": val_acc}
+                metrics = {**prefixed("train", train_metrics), **prefixed("val", val_metrics)}
                 best = state.update_best(metrics[args.best_metric])
                 rec.epoch(ep, metrics, state.best_epoch, lr, seconds, len(train_loader.dataset))
+                if args.figure_every and ep % args.figure_every == 0 and rec.active:
+                    rec.figure(f"val/{args.task}", ep, figures.draw, *epoch.predict(net, val_loader, args), args.task)
                 state.epoch_done(best)  # its checkpoint when due
-                print(f"epoch {ep}/{args.epochs}  train loss {train_loss:.4f} acc {train_acc:.4f}  "
-                      f"val loss {val_loss:.4f} acc {val_acc:.4f}  {seconds:.2f}s{'  *best' if best else ''}")
+                print(f"epoch {ep}/{args.epochs}  {shown(metrics)}  {seconds:.2f}s{'  *best' if best else ''}")
             if args.patience and state.stale >= args.patience:
                 print(f"early stop: no better {args.best_metric} for {args.patience} epochs")
                 break
@@ -93,9 +97,18 @@ def train(args, rec, record, resume):
     distributed.barrier()
     optimizer.zero_grad(set_to_none=True)  # training is over: the gradients' memory goes back before the test
     load_best(net, rec, state)
-    test_loss, test_acc = epoch.evaluate(net, test_loader, args.device, "test")
-    print(f"test (best epoch {state.best_epoch}): loss {test_loss:.4f} acc {test_acc:.4f}")
-    return {"test/loss": test_loss, "test/acc": test_acc}
+    test_metrics = prefixed("test", epoch.evaluate(net, test_loader, args, "test"))
+    print(f"test (best epoch {state.best_epoch}): {shown(test_metrics)}")
+    return test_metrics
+
+
+def prefixed(split, metrics):
+    return {f"{split}/{name}": value for name, value in metrics.items()}
+
+
+def shown(metrics):
+    """`train/loss 0.1234  val/acc 0.9876`: the epoch's line."""
+    return "  ".join(f"{name} {value:.4f}" for name, value in metrics.items())
 
 
 def where(state):

@@ -1,4 +1,6 @@
 """The model. Plain PyTorch: edit it, or add yours and name it in config.model."""
+import math
+
 import torch.nn as nn
 
 
@@ -22,7 +24,25 @@ class DigitsCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
-def build(args):
+class MLP(nn.Module):
+    """Two hidden layers over flat features: tabular data such as the diabetes set."""
+
+    def __init__(self, inputs, outputs, width=64, dropout=0.0):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Flatten(), nn.Linear(inputs, width), nn.ReLU(), nn.Dropout(dropout),
+            nn.Linear(width, width), nn.ReLU(), nn.Linear(width, outputs),
+        )
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def build(args, dims=((1, 8, 8), 10)):
+    """The model for config.model; `dims`: (one sample's shape, outputs), from dataloader.dims()."""
+    shape, outputs = dims
     if args.model == "cnn":
-        return DigitsCNN(args.channels, args.dropout)
+        return DigitsCNN(args.channels, args.dropout, outputs)
+    if args.model == "mlp":
+        return MLP(math.prod(shape), outputs, args.width, args.dropout)
     raise ValueError(f"unknown model {args.model!r}: add it to model.build()")

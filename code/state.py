@@ -43,8 +43,9 @@ class Policy:
 
 
 class State:
-    def __init__(self, model, optimizer, scheduler, best_mode="max", policy=None):
+    def __init__(self, model, optimizer, scheduler, best_mode="max", policy=None, scaler=None):
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.scaler = scaler    # fp16's GradScaler: its scale is part of continuing exactly
         self.best_mode = best_mode
         self.policy = policy
         self.epoch = 0          # epochs completed
@@ -53,6 +54,7 @@ class State:
         self.best_epoch = 0
         self.stale = 0          # epochs since the last new best (early stopping)
         self.loader = None      # the training DataLoader: a step checkpoint holds its position
+        self.steps = 0          # optimizer steps in the running epoch
         self.sums = None        # what epoch.train has summed so far in this epoch
         self.resumed = None     # this rank's position inside an epoch, from a step checkpoint
         self.held = None        # a host copy of the newest finished epoch, not written yet (small states)
@@ -74,9 +76,10 @@ class State:
 
     # --- the training loop's calls: an epoch starts, a step ends, an epoch ends, training ends
 
-    def start_epoch(self, loader):
+    def start_epoch(self, loader, grad_accum=1):
         """Before epoch.train: a run continued from a step checkpoint goes on from its step."""
         self.loader = loader
+        self.steps = -(-len(loader) // grad_accum)  # optimizer steps in this epoch
         if self.resumed:
             loader.load_state_dict(self.resumed["loader"])
 
@@ -92,7 +95,7 @@ class State:
         """After each optimizer step: a step checkpoint when due; a stop asked for ends the run
         here, after one. Under DDP the ranks agree on both, one step late, without waiting."""
         self.step += 1
-        last = self.loader is not None and self.step >= len(self.loader)  # the epoch's end decides
+        last = self.step >= self.steps  # the epoch's end decides
         interval_ok = self.since_write() >= self.policy.interval
         if distributed.active():
             interval_ok, stop = self.agreement.read(default=[False, False])
@@ -189,6 +192,7 @@ class State:
             "model": unwrap(self.model).state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler else {},
             "epoch": self.epoch, "step": self.step, "best": self.best, "best_epoch": self.best_epoch,
             "stale": self.stale, "rng": [p["rng"] for p in parts],
         }
@@ -205,6 +209,8 @@ class State:
         unwrap(self.model).load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
+        if self.scaler and ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
         self.epoch, self.best = ckpt["epoch"], ckpt["best"]
         self.best_epoch, self.stale = ckpt["best_epoch"], ckpt["stale"]
         self.step = ckpt.get("step", 0)  # checkpoints from before step checkpoints: an epoch's end
@@ -303,8 +309,10 @@ def tensor_bytes(tree):
 
 
 def unwrap(model):
-    """The model itself, under a DistributedDataParallel wrapper or not."""
-    return getattr(model, "module", model)
+    """The model itself, under DistributedDataParallel and torch.compile or not: its state_dict
+    loads into the plain model."""
+    model = getattr(model, "module", model)
+    return getattr(model, "_orig_mod", model)
 
 
 def rng_states():

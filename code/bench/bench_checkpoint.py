@@ -37,7 +37,7 @@ side, width, epochs = {side!r}, {width}, {epochs}
 if side == "template":
     import main, model
     from utils import runs
-    model.build = lambda args: mlp(width)
+    model.build = lambda args, dims=None: mlp(width)
     run, _ = runs.create("bench", None, "bench_checkpoint.py", {overrides}, 0, True)
     sys.stdout = open(os.devnull, "w")
     assert main.main(["--run-dir", str(run.dir)]) == 0
@@ -45,7 +45,7 @@ elif side == "bare":
     import dataloader
     from utils import overrides
     from types import SimpleNamespace
-    args = SimpleNamespace(**overrides.apply(overrides.load_config(), {overrides}), pin_memory=False)
+    args = SimpleNamespace(**overrides.apply(overrides.load_config(), {overrides}), pin_memory=False, task="classification")
     train, val, _ = dataloader.build(args, 0)
     net = mlp(width)
     opt = torch.optim.Adam(net.parameters(), args.lr)

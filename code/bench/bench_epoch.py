@@ -1,6 +1,10 @@
 """The template's cost per epoch against a bare PyTorch loop on the same model, data and optimizer.
 
     .venv/bin/python code/bench/bench_epoch.py [--rounds 7] [--short 2] [--long 12] [--threads N] [--profile]
+                                               [--set key=value ...]
+
+--set changes the config of both sides: `--set precision=bf16 grad_accum=2` measures the template
+against a bare loop that also autocasts to bf16 and steps every 2 batches.
 
 Template side: the real thing, `main.main(["--run-dir", dir])` in this process on a temporary
 project (RUNTAG_ROOT), so every epoch pays for its checkpoint (written in the background),
@@ -44,6 +48,7 @@ from state import seed_everything  # noqa: E402
 from utils import overrides, runs  # noqa: E402
 
 SEED = 1234
+CHANGES = {}  # --set: config changes for both sides
 
 
 class Terminal(io.TextIOWrapper):
@@ -54,7 +59,7 @@ class Terminal(io.TextIOWrapper):
 
 
 def config(epochs):
-    return overrides.apply(overrides.load_config(), {"epochs": epochs})
+    return overrides.apply(overrides.load_config(), {**CHANGES, "epochs": epochs})
 
 
 def bare(epochs):
@@ -65,24 +70,27 @@ def bare(epochs):
     net = models.build(args).to(args.device)
     optimizer = main.build_optimizer(net, args)
     scheduler = main.build_scheduler(optimizer, args)
+    bf16 = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16")
     ends = []
     for ep in range(1, epochs + 1):
         dataloader.reseed(train_loader, SEED, ep)
         net.train()
         totals = torch.zeros(3, dtype=torch.float64, device=args.device)
-        for x, y in train_loader:
+        for i, (x, y) in enumerate(train_loader, 1):
             x, y = x.to(args.device, non_blocking=True), y.to(args.device, non_blocking=True)
-            optimizer.zero_grad(set_to_none=True)
-            out = net(x)
-            loss = F.cross_entropy(out, y)
-            loss.backward()
-            optimizer.step()
+            with bf16:
+                out = net(x)
+                loss = F.cross_entropy(out, y)
+            (loss / args.grad_accum).backward()
             add(totals, loss.detach(), out, y)
+            if i % args.grad_accum == 0 or i == len(train_loader):
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
         totals.tolist()
-        evaluate(net, val_loader, args.device)
+        evaluate(net, val_loader, args.device, bf16)
         scheduler.step()
         ends.append(time.time())
-    evaluate(net, test_loader, args.device)
+    evaluate(net, test_loader, args.device, bf16)
     return ends
 
 
@@ -94,12 +102,13 @@ def plain(loader):
 
 
 @torch.no_grad()
-def evaluate(net, loader, device):
+def evaluate(net, loader, device, bf16):
     net.eval()
     totals = torch.zeros(3, dtype=torch.float64, device=device)
     for x, y in loader:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        out = net(x)
+        with bf16:
+            out = net(x)
         add(totals, F.cross_entropy(out, y), out, y)
     return totals.tolist()
 
@@ -113,7 +122,7 @@ def add(totals, loss, out, y):
 def template(epochs):
     """One real run of main.py, in this process, into a fresh run folder of the temporary project.
     Returns the run; its TensorBoard events say when each epoch ended (see ends())."""
-    run, _ = runs.create("bench", None, "bench_epoch.py", {"epochs": epochs}, SEED, True)
+    run, _ = runs.create("bench", None, "bench_epoch.py", {**CHANGES, "epochs": epochs}, SEED, True)
     run_dir = run.dir
     stdout, stderr = sys.__stdout__, sys.stderr
     sys.__stdout__ = open(os.devnull, "w")  # the log tee also copies to the terminal: not ours to show
@@ -166,14 +175,18 @@ def parse():
     p.add_argument("--long", type=int, default=12, help="epochs of the long runs")
     p.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads, both sides")
     p.add_argument("--profile", action="store_true", help="cProfile one long template run instead")
-    return p.parse_args()
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="config changes for both sides")
+    opts = p.parse_args()
+    CHANGES.update(overrides.parse(opts.set, overrides.load_config()))
+    return opts
 
 
 def report(opts, results):
     """results[side][n]: the (wall, cpu, ends) of each round's n-epoch run."""
     args = args_process.process(config(opts.long))
     print(f"device {args.device}, torch threads {opts.threads}, batch {args.batch_size}, "
-          f"{opts.rounds} rounds of {opts.short}- and {opts.long}-epoch runs per side")
+          f"{opts.rounds} rounds of {opts.short}- and {opts.long}-epoch runs per side"
+          + (f", both sides with {' '.join(opts.set)}" if opts.set else ""))
     epoch = {side: statistics.median(b - a for _, _, t in res[opts.long] + res[opts.short] for a, b in zip(t, t[1:]))
              for side, res in results.items()}
     print(f"epoch to epoch: template {1e3 * epoch['template']:.1f} ms, bare {1e3 * epoch['bare']:.1f} ms, "

@@ -124,6 +124,11 @@ def read_json(path):
         return None
 
 
+def learned(record):
+    """A run's metrics that a fixed seed makes bit-identical: all but the machine's (last/system_*)."""
+    return {k: v for k, v in record["metrics"].items() if not k.startswith("last/system_")}
+
+
 def record_at(project, tag, id=0, epoch=1):
     """The run's record once it has finished `epoch` epochs."""
     path = project.run_dir(tag, id) / "statistic.json"

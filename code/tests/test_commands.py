@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from conftest import Project, leftover_worktree, ok, read_json, user_state, wait_for
+from conftest import Project, learned, leftover_worktree, ok, read_json, user_state, wait_for
 
 SEED_RUN = "epochs=2"
 
@@ -47,7 +47,7 @@ def test_concurrent_runs_of_one_tag_get_different_ids(project):
     assert [project.record("same", i)["status"] for i in (0, 1)] == ["finished", "finished"]
     assert project.git("tag", "--list") == "same"
     # the same seed and commit: the two concurrent runs are the same experiment twice
-    assert project.record("same", 0)["metrics"] == project.record("same", 1)["metrics"]
+    assert learned(project.record("same", 0)) == learned(project.record("same", 1))
 
 
 def test_run_m_commits_only_code_then_tags(project):
@@ -81,7 +81,7 @@ def test_rerun_f_from_a_later_commit_reproduces_and_leaves_the_user_alone(projec
     assert again["commit"] == tagged and again["rerun_of"] == "rep/0" and "rep/1" in out.stdout
     assert again["overrides"] == {"epochs": 2, "lr": 0.005} and again["seed"] == first["seed"]
     assert again["hparams"] == first["hparams"]
-    assert again["metrics"] == first["metrics"]
+    assert learned(again) == learned(first)
     assert not list((project.root / "__result__/.worktrees").iterdir())  # the worktree is gone
 
 
@@ -120,7 +120,7 @@ def test_con_after_sigkill_equals_an_uninterrupted_run(project):
     resumed, straight = project.record("k", 0), project.record("k", 1)
     assert resumed["status"] == straight["status"] == "finished"
     assert resumed["epoch"] == straight["epoch"] == 8
-    assert resumed["metrics"] == straight["metrics"]
+    assert learned(resumed) == learned(straight)
     log = (project.run_dir("k", 0) / "log").read_text()
     assert "epoch 1/8" in log and "continuing after epoch" in log  # appended, not replaced
     assert len(list((project.run_dir("k", 0) / "tensorboard").glob("events.out.tfevents.*"))) == 2

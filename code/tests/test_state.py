@@ -113,7 +113,8 @@ def test_checkpoint_is_plain_data(tmp_path):
     state = tiny_state(tmp_path)
     end_epoch(state, 1, 0.5)
     ckpt = torch.load(tmp_path / "epoch_1.pth", weights_only=True)
-    assert set(ckpt) == {"model", "optimizer", "scheduler", "epoch", "step", "best", "best_epoch", "stale", "rng"}
+    assert set(ckpt) == {"model", "optimizer", "scheduler", "scaler", "epoch", "step", "best", "best_epoch", "stale",
+                         "rng"}
 
 
 def test_background_save_writes_in_order(tmp_path):

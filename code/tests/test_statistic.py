@@ -21,12 +21,12 @@ METRICS = ["last/train_loss", "last/train_acc", "last/val_loss", "last/val_acc",
 @pytest.fixture(scope="module")
 def lab(shared_project):
     """lra/0 and lra/1 (lr=0.01, fresh seeds), lrb/0 (lr=0.05), base/0; then a commit that adds
-    a config key `width`, and wide/0 at it. Real 2-epoch runs, made once for the module."""
+    a config key `depth`, and wide/0 at it. Real 2-epoch runs, made once for the module."""
     p = shared_project
     for tag, *overrides in [("lra", "lr=0.01"), ("lra", "lr=0.01"), ("lrb", "lr=0.05"), ("base",)]:
         p.cli("run", tag, "epochs=2", *overrides, check=True)
-    config = (p.root / "code/config.py").read_text() + "width = 2                  # a key added later\n"
-    p.commit("code/config.py", config, "add width")
+    config = (p.root / "code/config.py").read_text() + "depth = 2                  # a key added later\n"
+    p.commit("code/config.py", config, "add depth")
     p.cli("run", "wide", "epochs=2", check=True)
     return p
 
@@ -81,6 +81,7 @@ def test_title_comments_equal_hparams_and_keeps_edits_across_reruns(here):
     here.cli("title", "edits", check=True)
     text = title_file(here, "edits").read_text()
     assert '    // "lr",  // same in every run: 0.01' in text.splitlines()
+    assert '    // "last/system_ram_mb",  // the machine\'s, not the model\'s' in text.splitlines()
     hparams, metrics = title.columns("edits")
     assert hparams == [] and metrics == METRICS  # every hyperparameter is equal: none shown
 
@@ -88,16 +89,16 @@ def test_title_comments_equal_hparams_and_keeps_edits_across_reruns(here):
     text = text.replace('    "last/train_loss",', '    # "last/train_loss",')
     text = text.replace('    // "epochs",  // same in every run: 2', '    "epochs",  // same in every run: 2\n    // my note')
     title_file(here, "edits").write_text(text)
-    record.add("edits", ["lrb/0", "wide"])  # lr now differs; wide brings the new key width
+    record.add("edits", ["lrb/0", "wide"])  # lr now differs; wide brings the new key depth
     here.cli("title", "edits", check=True)
     lines = title_file(here, "edits").read_text().splitlines()
     assert '    # "last/train_loss",' in lines  # the edited lines stay as edited
     assert '    "epochs",  // same in every run: 2' in lines and "    // my note" in lines
     assert '    "lr",' in lines  # its own "same" line, rewritten: lr differs now
-    assert '    "width",' in lines  # a new key, shown: only wide/0 has it
+    assert '    "depth",' in lines  # a new key, shown: only wide/0 has it
     assert '    // "optimizer",  // same in every run: "adam"' in lines
     hparams, metrics = title.columns("edits")
-    assert hparams == ["lr", "epochs", "width"]
+    assert hparams == ["lr", "epochs", "depth"]
     assert metrics == [m for m in METRICS if m != "last/train_loss"]
 
 

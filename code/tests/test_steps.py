@@ -3,7 +3,7 @@ metrics of the run never interrupted, bit for bit (CPU, fixed seed); also over 2
 
 The project's epoch.py gets one line that stops its own run at a chosen step, so that every kill
 lands where the test says, inside an epoch: `STOP_AT=<epoch>:<step>:kill` SIGKILLs main.py's
-process group in the middle of that step (after backward, before the optimizer step);
+process group in the middle of that step (after a backward, before the optimizer step);
 `...:ctrl-c` sends it SIGINT, as `run` does when its terminal gets a Ctrl-C.
 """
 import random
@@ -13,13 +13,13 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import make_project
+from conftest import learned, make_project
 from utils.checkpoints import load as load_checkpoint
 
 RUN = ["epochs=4", "checkpoint_steps=3", "checkpoint_interval=0"]  # 20 steps an epoch on digits
 DDP = ["--nproc", "2", "epochs=3", "checkpoint_steps=2", "checkpoint_interval=0"]  # 10 steps a rank
-STOP = """        loss.backward()
-        at = os.environ.get("STOP_AT", "").split(":")  # tests only: see code/tests/test_steps.py
+BACKWARD = "        scaler.scale(loss / args.grad_accum).backward()\n"
+STOP = BACKWARD + """        at = os.environ.get("STOP_AT", "").split(":")  # tests only: see code/tests/test_steps.py
         if at[:2] == [desc.split()[1], str(state.step + 1)] and os.environ.get("RANK", "0") == "0":
             os.killpg(0, signal.SIGKILL if at[2] == "kill" else signal.SIGINT)
 """
@@ -31,7 +31,8 @@ def project(tmp_path_factory):
     project = make_project(tmp_path_factory.mktemp("steps") / "project")
     epoch_py = project.root / "code/epoch.py"
     text = epoch_py.read_text().replace("import sys\n", "import os\nimport signal\nimport sys\n", 1)
-    project.commit("code/epoch.py", text.replace("        loss.backward()\n", STOP, 1), "stop at a step")
+    assert BACKWARD in text
+    project.commit("code/epoch.py", text.replace(BACKWARD, STOP, 1), "stop at a step")
     project.cli("run", "-f", "straight", *RUN, check=True)
     return project
 
@@ -54,14 +55,14 @@ def stopped_at(project, tag, where, *run):
 
 def continued(project, tag):
     """`con tag` to its end: the record, and where the log says it continued from."""
-    out = project.cli("con", tag, check=True)
+    project.cli("con", tag, check=True)
     log = (project.run_dir(tag, 0) / "log").read_text()
     return project.record(tag, 0), re.findall(r"continuing after epoch (\d+)(?:, at step (\d+))?", log)[-1]
 
 
 @pytest.mark.slow
 def test_runs_killed_at_10_random_steps_inside_epochs_continue_bit_identical(project):
-    straight = project.record("straight", 0)["metrics"]
+    straight = learned(project.record("straight", 0))
     moments = random.Random(14)
     from_steps = 0
     for i in range(10):
@@ -71,7 +72,7 @@ def test_runs_killed_at_10_random_steps_inside_epochs_continue_bit_identical(pro
         assert record["status"] != "finished"
         record, (after, at) = continued(project, tag)
         assert record["status"] == "finished", (epoch, step)
-        assert record["metrics"] == straight, (epoch, step)  # JSON floats: equal is bit-identical
+        assert learned(record) == straight, (epoch, step)  # JSON floats: equal is bit-identical
         assert curves(project, tag) == curves(project, "straight"), (epoch, step)
         # it went on from before the kill: a step file of that epoch unless its write had not landed
         assert (int(after), int(at or 0)) <= (epoch - 1, step - 1), (epoch, step, after, at)
@@ -92,7 +93,7 @@ def test_ctrl_c_inside_an_epoch_writes_a_step_checkpoint_and_ends_interrupted(pr
     assert f" 1+{ckpt['step']} " in listed, listed  # its checkpoint: after epoch 1, steps into epoch 2
     record, (after, at) = continued(project, "ctrlc")
     assert (after, int(at)) == ("1", ckpt["step"])
-    assert record["metrics"] == project.record("straight", 0)["metrics"]
+    assert learned(record) == learned(project.record("straight", 0))
     assert curves(project, "ctrlc") == curves(project, "straight")
 
 
@@ -105,19 +106,20 @@ def test_a_checkpoint_from_before_step_checkpoints_still_continues(project):
         path.unlink()
     old_keys = {"model", "optimizer", "scheduler", "epoch", "best", "best_epoch", "stale", "rng"}
     for path in checkpoint.glob("epoch_[0-9].pth"):
-        torch.save({k: v for k, v in load_checkpoint(path).items() if k in old_keys}, path)
+        old = {k: v for k, v in torch.load(path, weights_only=True).items() if k in old_keys}  # read whole:
+        torch.save(old, path)  # this overwrites the file in place, which a memory-mapped load must not see
     (checkpoint / "epoch_last.pth").unlink()
     (checkpoint / "epoch_last.pth").symlink_to("epoch_2.pth")
     record, (after, at) = continued(project, "old")
     assert (after, at) == ("2", "")
-    assert record["metrics"] == project.record("straight", 0)["metrics"]
+    assert learned(record) == learned(project.record("straight", 0))
 
 
 @pytest.mark.slow
 def test_a_ddp_run_killed_inside_epochs_continues_bit_identical(project):
     """2 processes (gloo): each rank goes on from its own shard's position at the same step."""
     project.cli("run", "-f", "ddp", *DDP, check=True)
-    straight = project.record("ddp", 0)["metrics"]
+    straight = learned(project.record("ddp", 0))
     moments = random.Random(1414)
     for i in range(3):
         epoch, step = moments.randint(1, 3), moments.randint(4, 9)
@@ -127,8 +129,23 @@ def test_a_ddp_run_killed_inside_epochs_continues_bit_identical(project):
         assert len(ckpt["rng"]) == len(ckpt.get("loader", [0, 0])) == 2
         record, _ = continued(project, f"ddpkill{i}")
         assert record["status"] == "finished" and record["world_size"] == 2
-        assert record["metrics"] == straight, (epoch, step)
+        assert learned(record) == straight, (epoch, step)
         assert curves(project, f"ddpkill{i}") == curves(project, "ddp"), (epoch, step)
+
+
+def test_bf16_with_gradient_accumulation_continues_bit_identical_after_kill_9(project):
+    """Autocast to bf16 on the CPU and an optimizer step every 2 batches: killed in the middle of
+    step 6 of epoch 2 (between its two batches' backwards), `con` ends as the run never stopped."""
+    mixed = ["epochs=3", "precision=bf16", "grad_accum=2", "checkpoint_steps=3", "checkpoint_interval=0"]
+    project.cli("run", "-f", "mixed", *mixed, check=True)
+    straight = project.record("mixed", 0)
+    assert straight["hparams"]["precision"] == "bf16" and straight["effective_batch"] == 128
+    out = project.cli("run", "-f", "mixed", *mixed, env={"STOP_AT": "2:6:kill"})
+    assert out.returncode != 0
+    ckpt = load_checkpoint(project.run_dir("mixed", 1) / "checkpoint/epoch_last.pth")
+    assert (ckpt["epoch"], ckpt["step"]) == (1, 3)  # steps 1-3 of epoch 2: six batches; step 6 never ended
+    record = project.cli("con", "mixed/1", check=True) and project.record("mixed", 1)
+    assert record["status"] == "finished" and learned(record) == learned(straight)
 
 
 def test_a_step_checkpoint_of_2_processes_is_not_continued_by_1(project):

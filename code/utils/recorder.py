@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-from utils import atomic, log, paths, runs
+from utils import atomic, hardware, log, paths, runs
 
 
 class Recorder:
@@ -38,6 +38,7 @@ class Recorder:
         self.record = self.run.start(
             pid=os.getpid(), host=socket.gethostname(),
             epochs=args.epochs, world_size=world_size, nnodes=nnodes,
+            effective_batch=args.batch_size * args.grad_accum * world_size,  # samples per optimizer step
             hparams=json_safe(vars(args)),
             gpus=os.environ.get("CUDA_VISIBLE_DEVICES"),
             versions={"python": sys.version.split()[0], "torch": torch.__version__},
@@ -46,6 +47,7 @@ class Recorder:
         self.previous_s = self.record["duration_s"] if resume else 0.0
         from torch.utils.tensorboard import SummaryWriter  # a new event file beside any old one
         self.writer = SummaryWriter(self.run.tensorboard)
+        self.hardware = hardware.Sampler(torch.cuda.current_device() if self.cuda else None)
 
     def epoch(self, epoch, metrics, best_epoch, lr, seconds, samples):
         """TensorBoard scalars of one epoch, and statistic.json rewritten in the background."""
@@ -57,15 +59,25 @@ class Recorder:
         self.writer.add_scalar("time/epoch_s", seconds, epoch)
         self.writer.add_scalar("time/samples_per_s", samples / seconds, epoch)
         self.writer.add_scalar("memory/peak_mb", peak_memory_mb(self.cuda), epoch)
+        system = self.hardware.take()
+        for key, value in system.items():
+            self.writer.add_scalar(key, value, epoch)
         self.trained = True
         m = self.record["metrics"]
         m.update({f"last/{flat(k)}": v for k, v in metrics.items()})
+        m.update({f"last/{flat(k)}": v for k, v in system.items()})
         if best_epoch == epoch:
             m.update({f"best/{flat(k)}": v for k, v in metrics.items()})
             m["best/epoch"] = epoch
         self.record["epoch"] = epoch
         self.record["duration_s"] = self.duration()
         self.run.write(self.record, background=self)
+
+    def figure(self, tag, epoch, draw, *data):
+        """A matplotlib figure in TensorBoard: `draw(*data)` returns it. Drawn and rendered on the
+        writer thread, so the training loop does not wait for matplotlib. Rank 0 only."""
+        if self.active:
+            self.submit(lambda: self.writer.add_figure(tag, draw(*data), epoch, close=True))
 
     def submit(self, fn, *args):
         """Run fn(*args) on the writer thread, after the writes submitted before it."""
@@ -103,6 +115,7 @@ class Recorder:
         self.record["metrics"].update(metrics or {})
         if status == "finished":
             self.hparams(metrics or {})
+        self.hardware.stop()
         quietly(self.writer.close)  # on a full disk its last events are lost, not the record
         duration = self.duration() if self.trained else self.previous_s  # a con that failed to start adds nothing
         self.record.update(status=status, end=runs.now(), duration_s=duration)

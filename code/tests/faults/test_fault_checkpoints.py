@@ -11,7 +11,7 @@ import subprocess
 import pytest
 import torch
 
-from conftest import PYTHON, assert_one_line_mistake, interrupt, make_project, record_at
+from conftest import PYTHON, assert_one_line_mistake, interrupt, learned, make_project, record_at
 from utils import checkpoints
 
 RUN = ["epochs=8", "checkpoint_interval=0",  # a file every epoch; 5 epochs of ~0.15 s for the Ctrl-C to land in
@@ -34,7 +34,7 @@ def cut(tmp_path_factory):
     assert stopped["status"] == "interrupted" and 3 <= stopped["epoch"] < 8, "the Ctrl-C must land mid-training"
     assert stopped["metrics"]["best/epoch"] == 1
     project.cli("rerun", "-f", "cut/0", check=True)
-    return project, stopped["epoch"], project.record("cut", 1)["metrics"]
+    return project, stopped["epoch"], learned(project.record("cut", 1))
 
 
 def copy_of_stopped(project):
@@ -109,7 +109,7 @@ def test_con_goes_on_from_the_newest_checkpoint_that_loads(cut, damage):
     hurt(last)
     out = project.cli("con", f"cut/{id}", timeout=120)
     record = finished(project, id, out)
-    assert record["metrics"] == twin, "the continued run must end as if it had never stopped"
+    assert learned(record) == twin, "the continued run must end as if it had never stopped"
     [warning] = warnings(out)
     assert warning.startswith(f"runtag: warning: skipped checkpoint/{last.name} ({why}"), warning
     assert warning.endswith(f"; {continuing(previous)}"), warning
@@ -160,7 +160,7 @@ def test_leftovers_of_killed_writes_are_removed(cut):
     (checkpoint / f".epoch_{stopped + 2}.pth.3mzp1c0a.tmp").write_bytes(whole[:4096])  # killed mid-write
     (checkpoint / ".epoch_last.pth.tmp").symlink_to(f"epoch_{stopped + 1}.pth")  # point() killed
     out = project.cli("con", f"cut/{id}", timeout=120)
-    assert finished(project, id, out)["metrics"] == twin
+    assert learned(finished(project, id, out)) == twin
     assert warnings(out) == []
     assert [p.name for p in checkpoint.iterdir() if p.name.startswith(".")] == []
 
@@ -177,11 +177,11 @@ from utils import overrides
 args = args_process.process(overrides.apply(overrides.load_config(), rec["overrides"]))
 net = model.build(args)
 net.load_state_dict(load_checkpoint({str(checkpoint)!r})["model"])
-print(json.dumps(epoch.evaluate(net, dataloader.build(args, rec["seed"])[2], "cpu")))
+print(json.dumps(epoch.evaluate(net, dataloader.build(args, rec["seed"])[2], args)))
 """
     out = subprocess.run([PYTHON, "-c", script], cwd=project.root, capture_output=True, text=True,
                          env=project.env(), check=True)
-    return json.loads(out.stdout.splitlines()[-1])
+    return json.loads(out.stdout.splitlines()[-1]).values()  # loss, acc
 
 
 def test_a_truncated_best_checkpoint_tests_the_last_weights(cut):
@@ -194,7 +194,7 @@ def test_a_truncated_best_checkpoint_tests_the_last_weights(cut):
     assert warning == ("runtag: warning: skipped checkpoint/epoch_best.pth (truncated); "
                        "testing the last weights (epoch 8), not the best (epoch 1)")
     assert warning in (run_dir / "log").read_text()
-    assert {k: v for k, v in record["metrics"].items() if not k.startswith("test/")} == \
+    assert {k: v for k, v in learned(record).items() if not k.startswith("test/")} == \
            {k: v for k, v in twin.items() if not k.startswith("test/")}
     loss, acc = evaluated(project, id, run_dir / "checkpoint/epoch_8.pth")
     assert record["metrics"]["test/acc"] == acc
@@ -208,7 +208,7 @@ def test_a_damaged_best_link_tests_the_best_epoch_from_its_own_file(cut):
     best.unlink()
     best.write_bytes(b"")  # a copy that failed: no link any more, and nothing in it
     out = project.cli("con", f"cut/{id}", timeout=120)
-    assert finished(project, id, out)["metrics"] == twin
+    assert learned(finished(project, id, out)) == twin
     [warning] = warnings(out)
     assert warning == ("runtag: warning: skipped checkpoint/epoch_best.pth (empty); "
                        "testing the best epoch 1 from checkpoint/epoch_1.pth")

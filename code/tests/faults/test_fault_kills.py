@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 import torch
 
-from conftest import assert_one_line_mistake, children, gone, make_project, record_at, wait_for
+from conftest import assert_one_line_mistake, children, gone, learned, make_project, record_at, wait_for
 from faultlib import kill_all, untouched
 
 KILLS = 20
@@ -23,7 +23,7 @@ def reference(tmp_path_factory):
     project.cli("run", "-f", "straight", *RUN, check=True)
     record = project.record("straight", 0)
     training = record["duration_s"]
-    return project, record["metrics"], (time.monotonic() - start - training, training / record["epochs"])
+    return project, learned(record), (time.monotonic() - start - training, training / record["epochs"])
 
 
 def descendants(pid):
@@ -77,5 +77,5 @@ def outcome(project, tag, straight):
         assert_one_line_mistake(out)
         return "before its first checkpoint"
     assert out.returncode == 0, out.stderr
-    assert project.record(tag, 0)["metrics"] == straight
+    assert learned(project.record(tag, 0)) == straight
     return "during a checkpoint write" if writing else "while training"

@@ -16,7 +16,8 @@ line out:
 
 What follows `//` or `#` outside a string is a comment, and a comma before `]` or `}` is
 allowed; strip those and it is plain JSON (`parse`). Hyperparameters equal in every run of
-the list are written commented out with a `same in every run` note. Running `title` again
+the list are written commented out with a `same in every run` note, and so are the machine's
+metrics (`last/system_*`: CPU, memory, GPU), with their own note. Running `title` again
 adds the keys that are new, rewrites only its own `same in every run` lines (a key that now
 differs is shown), and keeps every other line as it is, your edits and comments included.
 A shown key that no run of the list has (a typo, most often) is named in a warning by `table`,
@@ -79,10 +80,11 @@ def render(list_name, records, old=""):
     kept = old_sections(old)
     hparams = union(rec.get("hparams") or {} for rec in records)
     metrics = union(rec.get("metrics") or {} for rec in records)
-    same = {key: value for key, value in equal(records, hparams)}
+    same = {key: "same in every run: " + short(json.dumps(value)) for key, value in equal(records, hparams)}
+    machine = {key: "the machine's, not the model's" for key in metrics if key.startswith("last/system_")}
     parts = []
     for section, keys in (("hparams", hparams), ("metrics", metrics)):
-        lines = body(keys, same if section == "hparams" else {}, kept.get(section, []))
+        lines = body(keys, same if section == "hparams" else machine, kept.get(section, []))
         parts.append(f'  "{section}": [\n' + "".join(f"{line}\n" for line in lines) + "  ]")
     return HEADER.format(name=list_name) + "{\n" + ",\n".join(parts) + "\n}\n"
 
@@ -107,7 +109,8 @@ def equal(records, keys):
 
 
 def body(keys, same, old_lines):
-    """A section's lines: every old line (its own `same` lines refreshed), then new keys."""
+    """A section's lines: every old line (its own `same` lines refreshed), then new keys
+    (`same`: the notes of those that come commented out)."""
     out, seen = [], set()
     for line in old_lines:
         key = key_of(line)
@@ -121,12 +124,15 @@ def body(keys, same, old_lines):
     return out + [fresh(key, same) for key in keys if key not in seen]
 
 
-def fresh(key, same):
-    if key in same:
-        note = json.dumps(same[key])
-        note = note if len(note) <= 40 else note[:37] + "..."
-        return f"    // {json.dumps(key)},  // same in every run: {note}"
+def fresh(key, notes):
+    """A key's line: shown, or commented out with the note why."""
+    if key in notes:
+        return f"    // {json.dumps(key)},  // {notes[key]}"
     return f"    {json.dumps(key)},"
+
+
+def short(text):
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def key_of(line):
