@@ -37,8 +37,8 @@ def train(model, loader, optimizer, scaler, state, args, desc="train"):
     writes one when due."""
     model.train()
     sums = state.epoch_sums(torch.zeros(len(METRICS[args.task]) + 1, dtype=torch.float64, device=args.device))
-    done = state.step * args.grad_accum  # batches a continued epoch has behind it
-    for i, (x, y) in enumerate(tqdm(loader, desc=desc, initial=done, total=len(loader), leave=False,
+    done, batches = state.step * args.grad_accum, len(loader)  # a continued epoch has `done` behind it
+    for i, (x, y) in enumerate(tqdm(loader, desc=desc, initial=done, total=batches, leave=False,
                                     file=sys.stderr, disable=bar_disabled()), done + 1):
         x, y = x.to(args.device, non_blocking=True), y.to(args.device, non_blocking=True)
         with autocast(args):
@@ -46,7 +46,7 @@ def train(model, loader, optimizer, scaler, state, args, desc="train"):
             loss = criterion(out, y, args.task)
         scaler.scale(loss / args.grad_accum).backward()
         add(sums, measure(out, y, loss, args.task), len(y))
-        if i % args.grad_accum == 0 or i == len(loader):
+        if i % args.grad_accum == 0 or i == batches:
             if args.clip_grad:
                 scaler.unscale_(optimizer)  # clip the true gradients, not fp16's scaled ones
                 torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad)

@@ -83,7 +83,7 @@ def train(args, rec, record, resume):
                 best = state.update_best(metrics[args.best_metric])
                 rec.epoch(ep, metrics, state.best_epoch, lr, seconds, len(train_loader.dataset))
                 if args.figure_every and ep % args.figure_every == 0 and rec.active:
-                    rec.figure(f"val/{args.task}", ep, figures.draw, *epoch.predict(net, val_loader, args), args.task)
+                    figures.log(rec, ep, *epoch.predict(net, val_loader, args), args.task)
                 state.epoch_done(best)  # its checkpoint when due
                 print(f"epoch {ep}/{args.epochs}  {shown(metrics)}  {seconds:.2f}s{'  *best' if best else ''}")
             if args.patience and state.stale >= args.patience:

@@ -6,10 +6,11 @@ When: at an epoch's end every `checkpoint_every` epochs, and inside an epoch eve
 a new best epoch, the last epoch, and a stop (Ctrl-C, SIGTERM: at the next step's end) always.
 
 Memory: a state of at most `checkpoint_copy_mb` is copied to host memory (pinned on CUDA) and
-written on the Recorder's writer thread while training goes on; its newest and its best epoch are
-held there until a write is due. A larger state is never copied: it is written from the training
+written on the Recorder's writer thread while training goes on; a new best epoch's copy is held
+there until the next write. A larger state is never copied: it is written from the training
 state itself while training waits, and a new best epoch is written when it happens.
 """
+import functools
 import random
 import time
 from dataclasses import dataclass
@@ -57,9 +58,8 @@ class State:
         self.steps = 0          # optimizer steps in the running epoch
         self.sums = None        # what epoch.train has summed so far in this epoch
         self.resumed = None     # this rank's position inside an epoch, from a step checkpoint
-        self.held = None        # a host copy of the newest finished epoch, not written yet (small states)
-        self.held_best = None   # the best epoch's copy until it is written
-        self.unwritten = False  # the newest epoch is on no disk and in no copy (large states)
+        self.held_best = None   # a host copy of the best epoch until it is written (small states)
+        self.unwritten = False  # the newest epoch is not on disk yet
         self.copies = None      # whether this state is small enough to copy (decided once)
         self.writing = None     # the background write in flight
         self.agreement = distributed.Agreement()
@@ -96,13 +96,14 @@ class State:
         here, after one. Under DDP the ranks agree on both, one step late, without waiting."""
         self.step += 1
         last = self.step >= self.steps  # the epoch's end decides
-        interval_ok = self.since_write() >= self.policy.interval
-        if distributed.active():
+        every = self.policy.steps and self.step % self.policy.steps == 0
+        if distributed.active():  # decided together, on the votes of the step before
             interval_ok, stop = self.agreement.read(default=[False, False])
             self.agreement.post([self.since_write() >= self.policy.interval, signals.pending()])
+            due = every and interval_ok
         else:
             stop = signals.pending()
-        due = self.policy.steps and self.step % self.policy.steps == 0 and interval_ok
+            due = every and self.since_write() >= self.policy.interval
         if (due or stop) and not last:
             self.save()
         if stop and not last:
@@ -116,10 +117,10 @@ class State:
         late = self.agreement.read(default=[False, False])[1]
         due = self.epoch % self.policy.every == 0 and self.since_write() >= self.policy.interval
         due, stop = distributed.agree([due, signals.pending() or late])
-        if self.small():
-            self.hold(best)
-            if due or stop:
-                self.save(held_only=True)
+        if self.small() and not (due or stop):
+            if best:
+                self.hold()  # a copy of the best epoch: it cannot be taken later
+            self.unwritten = True
         elif due or stop or best:
             self.save(best=best)
         else:
@@ -128,16 +129,21 @@ class State:
             signals.join()  # raised when the epoch's deferred block ends
 
     def finish(self):
-        """Training ended: the newest epoch goes to disk if it is not there yet."""
-        if self.held:
-            self.save(held_only=True)
-        elif self.unwritten:
+        """Training ended: the newest epoch goes to disk if it is not there yet (when it is the
+        best, its held copy is that epoch)."""
+        if not self.unwritten:
+            return
+        if self.small() and self.best_epoch == self.epoch:  # every rank knows both: no gather
+            self.unwritten = False
+            if distributed.is_main():
+                self.write([], None)
+        else:
             self.save()
 
     def flush(self):
-        """Whichever way training ended (a crash too): held copies of finished epochs to disk.
-        The training state itself is not written: a crash may have left it half a step on."""
-        if (self.held or self.held_best) and distributed.is_main():
+        """Whichever way training ended (a crash too): the held best epoch to disk. The training
+        state itself is not written: a crash may have left it half a step on."""
+        if self.held_best and distributed.is_main():
             self.write([], None)
 
     # --- snapshots and writes
@@ -148,18 +154,14 @@ class State:
             self.copies = size <= self.policy.copy_mb * 2**20
         return self.copies
 
-    def hold(self, best):
-        """A host copy of this finished epoch (every rank gathers; rank 0 keeps it)."""
-        snap = self.snapshot(copy=True)
-        if snap is not None:
-            self.held = snap  # a newer epoch replaces an older one that was not written
-            if best:
-                self.held_best = snap
+    def hold(self):
+        """A host copy of this best epoch until the next write (every rank gathers; rank 0 keeps it)."""
+        self.held_best = self.snapshot(copy=True)
 
-    def save(self, best=False, held_only=False):
-        """A checkpoint of where training is now (or only the held copies), written by rank 0.
+    def save(self, best=False):
+        """A checkpoint of where training is now, written by rank 0 (with the held best before it).
         Small states are copied and written in the background; large ones from the state itself."""
-        snap = None if held_only else self.snapshot(copy=self.small())
+        snap = self.snapshot(copy=self.small())
         self.written_at = time.monotonic()
         self.unwritten = False
         if distributed.is_main():
@@ -167,10 +169,9 @@ class State:
 
     def write(self, trees, best):
         """Held copies first, then `trees`; the training loop waits only for a write before this one."""
-        best = best or self.held_best
-        trees = [t for t in [self.held_best, self.held] if t is not None] + trees
-        trees = list({id(t): t for t in trees}.values())  # the held best may be the held newest
-        self.held = self.held_best = None
+        if best is None and self.held_best is not None:  # a newer best makes the held one moot
+            trees, best = [self.held_best, *trees], self.held_best
+        self.held_best = None
         if self.writing is not None:
             self.writing.result()
         job = (self.policy.directory, trees, best, self.policy.keep)
@@ -287,15 +288,18 @@ def to_host(tree):
             return value.detach().clone()
         if isinstance(value, dict):
             return {k: copy(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
+        if isinstance(value, list) or isinstance(value, tuple) and not all(isinstance(v, PLAIN) for v in value):
             return type(value)(copy(v) for v in value)
-        return value
+        return value  # plain values, and tuples of them (Python's RNG state: 625 ints) are immutable
 
     out = copy(tree)
     if cuda:
         out["event"] = torch.cuda.Event()
         out["event"].record()
     return out
+
+
+PLAIN = (int, float, str, bool, type(None))
 
 
 def tensor_bytes(tree):
@@ -324,9 +328,14 @@ def rng_states():
                   "gauss": np_state["gauss"]},
         "torch": torch.get_rng_state(),
     }
-    if torch.cuda.is_available():
+    if cuda():
         states["cuda"] = torch.cuda.get_rng_state_all()
     return states
+
+
+@functools.cache
+def cuda():
+    return torch.cuda.is_available()
 
 
 def set_rng_states(states):

@@ -169,17 +169,17 @@ def test_append_lines_adds_only_new_lines(tmp_path):
 
 
 def test_held_back_writes_keep_the_best_and_the_last(tmp_path):
-    """Between writes (checkpoint_interval) epochs are only kept in memory; the write that comes
-    puts both the best epoch and the newest on disk, and nothing in between."""
+    """Between writes (checkpoint_interval) a new best epoch is only kept in memory; the write that
+    comes puts both the best epoch and the newest on disk, and nothing in between."""
     state = tiny_state(tmp_path / "checkpoint", interval=3600)
     tmp_path = tmp_path / "checkpoint"
     for epoch, value in ((1, 0.9), (2, 0.5), (3, 0.7)):
         step(state)
         end_epoch(state, epoch, value)
     assert not tmp_path.exists(), "written before it was due"
+    assert state.held_best["epoch"] == 1  # the best epoch's copy, the only one held
     expected = {k: v.clone() for k, v in state.model.state_dict().items()}
-    step(state)  # training goes on: the copy held is epoch 3's
-    state.finish()
+    state.finish()  # training ended after epoch 3: it is written from the training state
     assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch_1.pth", "epoch_3.pth", "epoch_best.pth",
                                                           "epoch_last.pth"]
     assert os.readlink(tmp_path / "epoch_best.pth") == "epoch_1.pth"
@@ -198,11 +198,11 @@ def test_a_large_state_is_never_copied_and_its_best_epoch_is_written_at_once(tmp
         state = tiny_state(tmp_path, interval=3600, copy_mb=0, writer=writer)
         step(state)
         end_epoch(state, 1, 0.9)  # a new best: written now, though no write is due
-        assert state.writing is None and state.held is None and state.held_best is None
+        assert state.writing is None and state.held_best is None
         assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch_1.pth", "epoch_best.pth", "epoch_last.pth"]
         step(state)
         end_epoch(state, 2, 0.5)  # not better, not due: on disk nowhere yet, and held nowhere
-        assert not (tmp_path / "epoch_2.pth").exists() and state.held is None
+        assert not (tmp_path / "epoch_2.pth").exists() and state.held_best is None
         expected = {k: v.clone() for k, v in state.model.state_dict().items()}
         state.finish()
     assert target(tmp_path / "epoch_last.pth") == "epoch_2.pth"

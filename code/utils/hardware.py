@@ -6,21 +6,23 @@ import threading
 
 
 class Sampler:
-    """`take()` at each epoch's end: the mean of every metric since the last take, as
-    {"system/<name>": value}."""
+    """`take()` at each epoch's end: the mean of every metric sampled since the last take (the
+    last sample when none was taken since: an epoch shorter than a second), as
+    {"system/<name>": value}. The training thread only reads what the sampler thread wrote."""
 
-    INTERVAL_S = 1.0
+    FIRST_S, INTERVAL_S = 0.2, 1.0  # the first sample soon, so that short runs have one
 
     def __init__(self, cuda_index=None):
         self.sources = [s for s in (process_source(), gpu_source(cuda_index)) if s]
-        self.samples, self.lock, self.done = [], threading.Lock(), threading.Event()
+        self.samples, self.last, self.lock, self.done = [], {}, threading.Lock(), threading.Event()
         if self.sources:
-            self.sample()  # primes cpu_percent, and an epoch shorter than a second still has a sample
             threading.Thread(target=self.loop, name="runtag-hardware", daemon=True).start()
 
     def loop(self):
-        while not self.done.wait(self.INTERVAL_S):
+        wait = self.FIRST_S
+        while not self.done.wait(wait):
             self.sample()
+            wait = self.INTERVAL_S
 
     def sample(self):
         values = {}
@@ -33,10 +35,9 @@ class Sampler:
             self.samples.append(values)
 
     def take(self):
-        if self.sources:
-            self.sample()
         with self.lock:
-            samples, self.samples = self.samples, []
+            samples, self.samples = self.samples or [self.last], []
+            self.last = samples[-1]
         keys = {k for s in samples for k in s}
         return {f"system/{k}": sum(s[k] for s in samples if k in s) / sum(k in s for s in samples)
                 for k in sorted(keys)}

@@ -73,6 +73,12 @@ class Recorder:
         self.record["duration_s"] = self.duration()
         self.run.write(self.record, background=self)
 
+    def image(self, tag, image, epoch):
+        """An image tensor (C, H, W; floats in [0, 1]) in TensorBoard, encoded as PNG on the
+        writer thread. Rank 0 only."""
+        if self.active:
+            self.submit(self.writer.add_image, tag, image, epoch)
+
     def figure(self, tag, epoch, draw, *data):
         """A matplotlib figure in TensorBoard: `draw(*data)` returns it. Drawn and rendered on the
         writer thread, so the training loop does not wait for matplotlib. Rank 0 only."""

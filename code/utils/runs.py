@@ -72,10 +72,13 @@ class Run:
         return records([self])[0][1]
 
     def write(self, record, background=None):
-        """Replace the record atomically; with `background` (an executor) the disk write happens
-        there, from the record as it is now."""
-        job = (atomic.write_bytes, self.dir / RECORD, encode(record))
-        return background.submit(*job) if background else job[0](*job[1:])
+        """Replace the record atomically; with `background` (an executor) the encoding and the
+        disk write happen there, from the record as it is now (its values never change in place:
+        copying the dicts that change is enough)."""
+        if background is None:
+            return atomic.write_bytes(self.dir / RECORD, encode(record))
+        now = {**record, "metrics": dict(record.get("metrics") or {})}
+        return background.submit(lambda: atomic.write_bytes(self.dir / RECORD, encode(now)))
 
     def start(self, **fields):
         """The record with `fields` set, as a run's processes start (or continue) it."""
