@@ -90,7 +90,7 @@ def train(args, rec, record, resume):
                 print(f"early stop: no better {args.best_metric} for {args.patience} epochs")
                 break
         state.finish()  # the last epoch on disk
-    finally:  # stopped or crashed too: the finished epochs held in memory go to disk
+    finally:  # stopped or crashed too: a best epoch held in memory goes to disk
         state.flush()
 
     rec.drain()  # the best checkpoint is on disk before any process reads it back
