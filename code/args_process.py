@@ -3,11 +3,11 @@ import ast
 import functools
 import os
 import re
-import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
 from utils import paths
+from utils.process import gpus
 from utils.errors import UserError, shown
 from utils.overrides import MAX_VALUE
 
@@ -49,8 +49,8 @@ def check(cfg):
         bad("val_ratio", (cfg["val_ratio"], cfg["test_ratio"]), "val_ratio, test_ratio > 0 with a sum < 1")
     if not (isinstance(cfg["device"], str) and DEVICE.fullmatch(cfg["device"])):
         bad("device", cfg["device"], "auto, cpu, cuda or cuda:N")
-    if cfg["precision"] == "fp16" and not (cfg["device"].startswith("cuda") or cfg["device"] == "auto" and gpu_visible()):
-        bad("precision", "fp16", "fp32 or bf16 on a CPU: fp16 training needs a CUDA device (and its GradScaler)")
+    if cfg["precision"] == "fp16" and not (cfg["device"].startswith("cuda") or cfg["device"] == "auto" and gpus()):
+        no_fp16()
     check_names(cfg)
 
 
@@ -117,12 +117,8 @@ def read_constant(file, name):
     return None
 
 
-def gpu_visible():
-    """Whether `device=auto` will find a GPU, told without importing torch."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        return any(d.strip() not in ("", "-1") for d in visible.split(","))
-    return shutil.which("nvidia-smi") is not None
+def no_fp16():
+    bad("precision", "fp16", "fp32 or bf16 on a CPU: fp16 training needs a CUDA device (and its GradScaler)")
 
 
 @functools.cache
@@ -157,8 +153,8 @@ def process(cfg):
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         bad("device", args.device, "cpu or auto: no CUDA device is visible")
     args.cuda = args.device.startswith("cuda")
-    if args.precision == "fp16" and not args.cuda:
-        bad("precision", "fp16", "fp32 or bf16 on a CPU: fp16 training needs a CUDA device (and its GradScaler)")
+    if args.precision == "fp16" and not args.cuda:  # device=auto found no CUDA after all
+        no_fp16()
     args.pin_memory = args.cuda  # page-locked batches make the non_blocking copies real
     args.task = task(args.data)  # classification | regression: which metrics and loss epoch.py uses
     return args

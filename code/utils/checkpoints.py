@@ -1,5 +1,6 @@
 """A run's checkpoint/ folder: the files' names, writing one, the links, pruning, and loading
-with a reason in a few words when a file does not load.
+with a reason in a few words when a file does not load. torch is imported only to write or load
+a file: the CLI reads the names (`expels`, `con`) without it.
 
 `epoch_<n>.pth` holds the state after epoch n; `epoch_<n>_step_<k>.pth` the state k optimizer
 steps into epoch n. `epoch_last.pth` links to the newest file, `epoch_best.pth` to the best
@@ -8,8 +9,6 @@ epoch's. Every file is written whole or not at all (utils/atomic.py).
 import os
 import re
 from pathlib import Path
-
-import torch
 
 from utils import atomic
 from utils.runs import BEST, LAST
@@ -32,6 +31,7 @@ def position(file_name):
 
 def write(directory, tree):
     """torch.save straight into the file (no copy of it in memory); its name."""
+    import torch
     file = name(tree["epoch"], tree.get("step", 0))
     with atomic.writing(directory / file) as f:
         torch.save(tree, f)
@@ -62,6 +62,16 @@ def files(directory):
         return []
     found = [(pos, p) for p in directory.iterdir() if (pos := position(p.name))]
     return [p for _, p in sorted(found, key=lambda f: f[0], reverse=True)]
+
+
+def newest(directory):
+    """Where the run would go on from, as expels shows it: `4` after epoch 4, `4+2` two optimizer
+    steps into epoch 5 (what epoch_last names); None without it."""
+    try:
+        found = position(os.readlink(directory / LAST))
+    except OSError:
+        return None
+    return found and (f"{found[0]}+{found[1]}" if found[1] else str(found[0]))
 
 
 def candidates(directory):
@@ -111,6 +121,7 @@ def load(path, map_location="cpu"):
     and torch's advice to load it with weights_only=False is not passed on. mmap: tensors are read
     from the file as they are used (copy-on-write), so loading a state of gigabytes does not first
     read all of it into memory beside the live one."""
+    import torch
     try:
         return torch.load(path, map_location=map_location, weights_only=True, mmap=True)
     except MemoryError:

@@ -85,12 +85,10 @@ def from_rank0(make):
 
 
 def agree(flags):
-    """Each flag true when it is true on any rank: every rank decides the same."""
-    if not active():
-        return [bool(f) for f in flags]
-    votes = torch.tensor([int(bool(f)) for f in flags])
-    dist.all_reduce(votes, op=dist.ReduceOp.MAX, group=CONTROL)
-    return [bool(v) for v in votes.tolist()]
+    """Each flag true when it is true on any rank: every rank decides the same, now."""
+    vote = Agreement()
+    vote.post(flags)
+    return vote.read(default=None)
 
 
 class Agreement:

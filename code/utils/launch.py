@@ -2,7 +2,7 @@
 import os
 from contextlib import contextmanager
 
-from utils import atomic, gitrepo, overrides, paths, process, runs, tboard
+from utils import atomic, checkpoints, gitrepo, overrides, paths, process, runs, tboard
 from utils.errors import UserError
 
 
@@ -96,7 +96,7 @@ def con(args):
     gitrepo.require_commit(repo, record["commit"], str(run))
     # Any epoch file, not only what epoch_last names: main.py goes on from the newest that loads
     # (loading is not for here: gigabytes, and torch's import) and refuses, status kept, if none does.
-    if not run.has_epoch_file():
+    if not checkpoints.files(run.checkpoints):
         raise UserError(f"{run} has no checkpoint to continue from", f"`rerun {run}` to start it again")
     print(f"runtag: continuing {run} from its newest checkpoint that loads", flush=True)
     with gitrepo.checkout_of(repo, record["commit"]) as where:

@@ -5,7 +5,7 @@ they work while runs are going, and on a copy of __result__ without the reposito
 """
 import subprocess
 
-from utils import paths, runs
+from utils import checkpoints, paths, runs
 
 
 def add_expls(p):
@@ -35,10 +35,10 @@ def expels(args):
     rows = [("RUN", "STATUS", "EPOCH", "CHECKPOINT", "BEST", "DURATION", "OVERRIDES")]
     for run, record in runs.records(runs.resolve(args.specs)):
         if record is None:
-            rows.append((run, "damaged", "-", run.last_epoch() or "-", "-", "-", f"{runs.RECORD} missing or unreadable"))
+            rows.append((run, "damaged", "-", checkpoints.newest(run.checkpoints) or "-", "-", "-", f"{runs.RECORD} missing or unreadable"))
             continue
         rows.append((run, runs.status(record), f"{record.get('epoch', 0)}/{record.get('epochs') or '?'}",
-                     run.last_epoch() or "-", best(record), duration(record.get("duration_s") or 0),
+                     checkpoints.newest(run.checkpoints) or "-", best(record), duration(record.get("duration_s") or 0),
                      overrides(record.get("overrides") or {})))
     print(columns(rows))
 

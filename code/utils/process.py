@@ -67,17 +67,20 @@ def alive(pid):
 # A run's own processes: main.py on its folder.
 
 def processes(nproc):
-    """Default: one per visible GPU, else one. Counted without importing torch (a second of
-    start-up during which a Ctrl-C would find no one to record it)."""
-    if nproc:
-        return nproc
+    """Default: one per visible GPU, else one."""
+    return nproc or max(gpus(), 1)
+
+
+def gpus():
+    """The GPUs this process may use, counted without importing torch (a second of start-up
+    during which a Ctrl-C would find no one to record it)."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
-        return max(len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"]), 1)
+        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
     if shutil.which("nvidia-smi"):
         listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout
-        return max(sum(line.startswith("GPU ") for line in listed.splitlines()), 1)
-    return 1
+        return sum(line.startswith("GPU ") for line in listed.splitlines())
+    return 0
 
 
 def command(checkout, run_dir, resume, nproc, nnodes=1, node_rank=0, master=None):

@@ -98,19 +98,6 @@ class Run:
         """Hold the folder's lock (utils/runlock.py) for this process and its children; its descriptor."""
         return runlock.acquire(self.dir, str(self), pid)
 
-    def last_epoch(self):
-        """Where checkpoint/epoch_last.pth is (its link names it): `4` after epoch 4, `4+2` two
-        optimizer steps into epoch 5 (epoch_5_step_2.pth); or None."""
-        try:
-            name = os.readlink(self.checkpoints / LAST).removeprefix("epoch_").removesuffix(".pth")
-        except OSError:
-            return None
-        epoch, _, step = name.partition("_step_")
-        return f"{int(epoch) - 1}+{step}" if step.isdigit() and epoch.isdigit() else name
-
-    def has_epoch_file(self):
-        return any(p.is_file() for p in self.checkpoints.glob("epoch_[0-9]*.pth"))
-
 
 def encode(record):
     """statistic.json's text: strict JSON, indented (atomic.json_text)."""
