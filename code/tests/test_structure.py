@@ -8,11 +8,11 @@ UTILS = Path(__file__).resolve().parents[1] / "utils"
 # Lowest first: a module may import only modules before it (a package's own __init__ aside).
 # A new module goes where what it imports is below it; the test fails until it is placed.
 ORDER = """
-    errors paths atomic runlock process log signals hardware distributed snapshot overrides
+    errors paths atomic runlock process slurm log signals hardware distributed snapshot overrides
     runs checkpoints gitrepo
     statistic.record statistic.title statistic.table statistic.scalars statistic
-    recorder tboard plot diff listing launch
-    sweep sweep.plan sweep.job sweep.drive sweep.local sweep.raypool sweep.verb
+    recorder tboard plot diff submit listing launch
+    sweep sweep.plan sweep.job sweep.drive sweep.local sweep.raypool sweep.slurmarray sweep.verb
     cli
 """.split()
 RANK = {f"utils.{name}": n for n, name in enumerate(ORDER)}

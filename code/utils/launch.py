@@ -2,7 +2,9 @@
 import os
 from contextlib import contextmanager
 
-from utils import atomic, checkpoints, gitrepo, overrides, paths, process, runs, tboard
+import argparse
+
+from utils import atomic, checkpoints, gitrepo, overrides, paths, process, runs, slurm, submit, tboard
 from utils.errors import UserError
 
 
@@ -12,6 +14,7 @@ def add_run(p):
     p.add_argument("--from", dest="parent", metavar="TAG/ID", help="inherit that run's overrides")
     p.add_argument("--init-from", metavar="TAG/ID", help="also start from that run's best weights")
     add_processes(p)
+    p.add_argument("--tagged", action="store_true", help=argparse.SUPPRESS)  # a Slurm job's run: see utils/submit.py
     p.add_argument("tag", help="the experiment's name; becomes an annotated git tag on HEAD")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config.py values for this run")
 
@@ -21,9 +24,27 @@ def add_processes(p):
     p.add_argument("--nnodes", type=int, default=1, metavar="N", help="machines taking part in this run")
     p.add_argument("--node-rank", type=int, default=0, metavar="R", help="this machine's rank, 0..nnodes-1")
     p.add_argument("--master", metavar="HOST:PORT", help="where node 0 listens (with --nnodes > 1)")
+    p.add_argument("--slurm", action="store_true", help="submit it as a Slurm job and exit (flags below; see README, Slurm)")
+    submit.add_options(p)
+
+
+def slurm_params(args):
+    """With --slurm, submitit's parameters (every flag checked); without, None, and no Slurm flag given."""
+    if not args.slurm:
+        given = [dest for dest in submit.OPTIONS if getattr(args, dest, None) is not None]
+        if given:
+            flag = "--" + given[0].replace("_", "-")
+            raise UserError(f"{flag} without --slurm", f"add --slurm to submit the run as a job, or leave {flag} out")
+        return None
+    if args.node_rank or args.master:
+        raise UserError("--node-rank or --master with --slurm", "leave them out: Slurm's job says which node is which")
+    return submit.check(args)
 
 
 def run(args):
+    if args.tagged:
+        return run_tagged(args)
+    params = slurm_params(args)
     if joins(args):
         return execute(paths.root(), None, nproc=args.nproc, args=args)
     repo, dirty = gitrepo.ready(args.tag)
@@ -45,13 +66,53 @@ def run(args):
     elif args.m:  # not a mistake, but the user expected a commit: say there was none
         print(f"runtag: nothing to commit under code/; -m ignored, tagging HEAD {head[:10]} as it is", flush=True)
     gitrepo.ensure_tag(repo, args.tag, head)
+    if params is not None:
+        return submitted(args, params, args.tag, job_argv(args, changes), f"a run of {args.tag} at {head[:10]} {changes or ''}")
+    return start(args, head, changes, parent, init, paths.root(), config)
+
+
+def start(args, commit, changes, parent, init, checkout, config):
     seed = runs.fixed_seed() if args.f else runs.fresh_seed()
-    new, _ = runs.create(args.tag, head, args.command, changes, seed, args.f,
-                         parent=parent and str(parent[0]), extra=init and {"init_from": init})
+    new, _ = runs.create(args.tag, commit, args.command, changes, seed, args.f, parent=parent and str(parent[0]),
+                         extra={**({"init_from": init} if init else {}), **slurm.job_fields()})
     with created(new):
-        print(f"runtag: {new} at {head[:10]} {changes or ''}", flush=True)
-        tboard.serve_results(overrides.apply(config, changes))
-        return execute(paths.root(), new, nproc=args.nproc, args=args)
+        print(f"runtag: {new} at {commit[:10]} {changes or ''}", flush=True)
+        if not slurm.job_id():  # a compute node serves no TensorBoard: `itb` on the login node does
+            tboard.serve_results(overrides.apply(config, changes))
+        return execute(checkout, new, nproc=args.nproc, args=args)
+
+
+def run_tagged(args):
+    """`run --tagged`, what a Slurm job runs: the commit the tag marks, in a checkout of its own,
+    whatever the user's working tree holds by the time the job starts (hours after the submit)."""
+    repo = gitrepo.open_repo()
+    commit = gitrepo.tag_commit(repo, args.tag)
+    if not commit:
+        raise UserError(f"tag {args.tag!r} marks no commit", "submit the run again: `run --slurm` tags it first")
+    args.command = args.command.replace("--tagged ", "", 1)  # the record shows what a person would type
+    with gitrepo.checkout_of(repo, commit) as where:
+        if joins(args):
+            return execute(where, None, nproc=args.nproc, args=args)
+        parent = runs.one(args.parent or args.init_from) if (args.parent or args.init_from) else None
+        init = best_weights(args.init_from) if args.init_from else None
+        config = overrides.load_config(where / "code")  # the tagged commit's config.py, not the working tree's
+        changes = {**(parent[1]["overrides"] if parent else {}), **overrides.parse(args.overrides, config)}
+        return start(args, commit, changes, parent, init, where, config)
+
+
+def job_argv(args, changes):
+    """The `run` a Slurm job does: this one, at the tag's commit, with its overrides resolved."""
+    flags = [*(["-f"] if args.f else []), *(["--from", args.parent] if args.parent else []),
+             *(["--init-from", args.init_from] if args.init_from else []),
+             *(["--nproc", str(args.nproc)] if args.nproc else [])]
+    return ["run", "--tagged", *flags, args.tag, *overrides.words(changes)]
+
+
+def submitted(args, params, tag, argv, what, name=None):
+    """One job that runs argv (`cli.py` words), announced; `name`: the run it continues."""
+    jobs = submit.submit(tag, params, args.max_timeouts, [argv], name=name)
+    submit.announce(tag, jobs, what)
+    return 0
 
 
 def best_weights(spec):
@@ -82,13 +143,17 @@ def add_con(p):
 
 
 def con(args):
+    params = slurm_params(args)
     if joins(args):
         return execute(paths.root(), None, resume=True, nproc=args.nproc, args=args)
     repo = gitrepo.open_repo()
     run, record = unfinished(args.spec)
-    status = runs.status(record)
+    status = runs.status(record, slurm.queue_of([record]))
     if status == "finished":
         raise UserError(f"{run} is finished", f"`rerun {run}` to run it again")
+    if status == "pending":
+        raise UserError(f"{run} waits in Slurm job {record['slurm_job_id']}, which will continue it",
+                        f"let it, or `scancel {record['slurm_job_id']}` first")
     run.lock(record.get("pid"))  # alive on this host: refused, whatever the flags
     if status == "running" and not args.force:
         raise UserError(f"{run} is still running (pid {record['pid']} on {record['host']})",
@@ -98,6 +163,11 @@ def con(args):
     # (loading is not for here: gigabytes, and torch's import) and refuses, status kept, if none does.
     if not checkpoints.files(run.checkpoints):
         raise UserError(f"{run} has no checkpoint to continue from", f"`rerun {run}` to start it again")
+    if params is not None:
+        argv = ["continue", *(["--nproc", str(args.nproc)] if args.nproc else []), str(run)]
+        return submitted(args, params, run.tag, argv, f"the continuation of {run}", name=str(run))
+    if fields := slurm.job_fields():  # continued in a job: its id, how often Slurm requeued it
+        run.write({**run.read(), **fields})
     print(f"runtag: continuing {run} from its newest checkpoint that loads", flush=True)
     with gitrepo.checkout_of(repo, record["commit"]) as where:
         return execute(where, run, resume=True, nproc=args.nproc or per_node(record, args), args=args,
@@ -111,14 +181,19 @@ def add_rerun(p):
 
 
 def rerun(args):
+    params = slurm_params(args)
     if joins(args):
         return execute(paths.root(), None, nproc=args.nproc, args=args)
     repo = gitrepo.open_repo()
     old, source = runs.one(args.spec, choose=lambda found: found[0])  # a bare tag: its first run
     commit = gitrepo.tag_commit(repo, old.tag) or source["commit"]
     gitrepo.require_commit(repo, commit, str(old))
+    if params is not None:
+        argv = ["rerun", *(["-f"] if args.f else []), *(["--nproc", str(args.nproc)] if args.nproc else []), str(old)]
+        return submitted(args, params, old.tag, argv, f"a rerun of {old} at {commit[:10]}")
     seed = source["seed"] if args.f else runs.fresh_seed()
-    extra = {"rerun_of": str(old), **({"init_from": source["init_from"]} if source.get("init_from") else {})}
+    extra = {"rerun_of": str(old), **({"init_from": source["init_from"]} if source.get("init_from") else {}),
+             **slurm.job_fields()}
     new, _ = runs.create(old.tag, commit, args.command, source["overrides"], seed, args.f and source["fixed_seed"],
                          parent=source.get("parent"), extra=extra)
     with created(new):

@@ -5,7 +5,7 @@ they work while runs are going, and on a copy of __result__ without the reposito
 """
 import subprocess
 
-from utils import checkpoints, paths, runs
+from utils import checkpoints, paths, runs, slurm, submit
 
 
 def add_expls(p):
@@ -31,16 +31,31 @@ def add_expels(p):
 
 def expels(args):
     """One line per run: status, epochs done, the epoch `con` would continue after, best metric,
-    duration, overrides."""
+    duration, overrides. A run in a Slurm job shows its job's state; a job not started yet, a line."""
     rows = [("RUN", "STATUS", "EPOCH", "CHECKPOINT", "BEST", "DURATION", "OVERRIDES")]
-    for run, record in runs.records(runs.resolve(args.specs)):
+    submitted = [s for s in args.specs if not runs.of(s) and submit.submitted(s)]  # jobs, no run started yet
+    specs = [s for s in args.specs if s not in submitted]
+    found = runs.records(runs.resolve(specs)) if specs else []
+    queue = slurm.queue_of([record for _, record in found])
+    for run, record in found:
         if record is None:
             rows.append((run, "damaged", "-", checkpoints.newest(run.checkpoints) or "-", "-", "-", f"{runs.RECORD} missing or unreadable"))
             continue
-        rows.append((run, runs.status(record), f"{record.get('epoch', 0)}/{record.get('epochs') or '?'}",
+        rows.append((run, runs.status(record, queue), f"{record.get('epoch', 0)}/{record.get('epochs') or '?'}",
                      checkpoints.newest(run.checkpoints) or "-", best(record), duration(record.get("duration_s") or 0),
                      overrides(record.get("overrides") or {})))
+    for tag in dict.fromkeys([run.tag for run, _ in found] + submitted):
+        rows += waiting(tag)
     print(columns(rows))
+
+
+def waiting(tag):
+    """A row per Slurm job of the tag that Slurm holds and that has not started its run yet."""
+    rows = []
+    for job, entry in submit.queued(tag).items():
+        if not submit.started(tag, job):
+            rows.append((f"{tag}/-", "pending", "-", "-", "-", "-", f"{overrides(entry.get('overrides') or {})}  (job {job})"))
+    return rows
 
 
 def list_names():

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from utils import atomic, paths, process, runlock
+from utils import atomic, paths, process, runlock, slurm
 from utils.errors import UserError
 
 VERSION = 1
 RECORD, LOG, TENSORBOARD, CHECKPOINTS, RESERVE = "statistic.json", "log", "tensorboard", "checkpoint", ".reserve"
+SLURM_LOGS = {".out": "slurm.out", ".err": "slurm.err"}  # links to the Slurm job's own output (utils/submit.py)
 LAST, BEST = "epoch_last.pth", "epoch_best.pth"  # links in checkpoint/ to the newest and the best epoch's file
 GLOB = "*?["
 
@@ -165,8 +166,12 @@ def fixed_seed():
     return int((paths.CODE / "seed").read_text().split()[0])
 
 
-def status(record):
-    """The record's status, but `dead` for a run that says `running` whose process is gone from this host."""
+def status(record, queue=None):
+    """The record's status, but `dead` for a run that says `running` whose process is gone from this
+    host; for a run in a Slurm job, with `queue` (slurm.queue_of), as the job's state corrects it."""
+    job = record.get("slurm_job_id")
+    if job and queue is not None and record.get("status") in slurm.ASKED:
+        return slurm.live_status(record["status"], queue.get(str(job)))
     if record.get("status") == "running" and record.get("host") == socket.gethostname() \
             and not process.alive(record.get("pid")) and not runlock.locked(Run.of(record).dir):
         return "dead"

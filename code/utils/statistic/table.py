@@ -12,7 +12,7 @@ from collections import Counter
 
 import pandas as pd
 
-from utils import atomic, overrides, paths, runs
+from utils import atomic, overrides, paths, runs, slurm
 from utils.errors import UserError
 from utils.statistic import record, title
 
@@ -84,10 +84,10 @@ def frame(list_name, loaded, group):
     records = [rec for _, rec in loaded]
     hparams, metrics = title.columns(list_name, records)
     title.warn_unknown(list_name, (hparams, metrics), records)
-    rows = []
+    rows, queue = [], slurm.queue_of(records)  # runs in Slurm jobs: their jobs' states, one squeue call
     for name, rec in loaded:  # plain lists, one DataFrame at the end: per-row pandas is slow
         hp, m = rec.get("hparams") or {}, rec.get("metrics") or {}
-        rows.append([name, runs.status(rec), *[hp.get(k) for k in hparams], *[m.get(k) for k in metrics]])
+        rows.append([name, runs.status(rec, queue), *[hp.get(k) for k in hparams], *[m.get(k) for k in metrics]])
     df = pd.DataFrame(rows, columns=["run", "status", *hparams, *metrics])
     df = df.loc[:, ~df.columns.duplicated()]  # a key listed twice in the title is one column
     if not group:

@@ -12,6 +12,7 @@ RUNTAG_NAME_FILE names (utils/launch.py), which is how the sweep tells which run
     job.py      Job (a combination and its outcome), Child (one `run` subprocess, followed)
     local.py    backend `local`: worker threads on this machine (--workers, --gpus, --per-gpu)
     raypool.py  backend `ray`: one Ray task per run (--address)
+    slurmarray.py  backend `slurm`: one Slurm job array, submitted; the command exits (utils/submit.py)
 
 A backend is a module named in verb.BACKENDS, with:
     HELP              its clause of --backend's help
@@ -22,4 +23,6 @@ A backend is a module named in verb.BACKENDS, with:
                       the `run` command, each event ("start" | "end", job) goes to the queue
                       `events`, with job.name/rc/seconds/why filled in; .alive() until every event
                       is out; .stop() starts no more runs and interrupts the running ones.
+                      A backend that hands the runs to a scheduler has submit_runs(args, todo, tag_it)
+                      instead: it submits the combinations `todo`, calling tag_it() first, and returns.
 """

@@ -12,7 +12,7 @@ from utils.sweep import plan
 from utils.sweep.drive import drive
 from utils.sweep.job import Job
 
-BACKENDS = {"local": "utils.sweep.local", "ray": "utils.sweep.raypool"}  # name: module (see __init__.py)
+BACKENDS = {"local": "utils.sweep.local", "ray": "utils.sweep.raypool", "slurm": "utils.sweep.slurmarray"}  # name: module (see __init__.py)
 
 
 def backend(name):
@@ -44,10 +44,14 @@ def sweep(args):
             print("  " + overrides.argv(combination))
         return 0
     repo, head = check_git(args.tag, args.file)
-    jobs = [Job(c) for c in to_run(args.tag, combinations)]
+    todo = to_run(args.tag, combinations)
+    chosen = backend(args.backend)
+    if todo and hasattr(chosen, "submit_runs"):  # handed to a scheduler: this command does not wait
+        return chosen.submit_runs(args, todo, lambda: gitrepo.ensure_tag(repo, args.tag, head))
+    jobs = [Job(c) for c in todo]
     stopped = False
     if jobs:
-        pool = backend(args.backend).Pool(args, gpus)
+        pool = chosen.Pool(args, gpus)
         gitrepo.ensure_tag(repo, args.tag, head)  # here, once: concurrent runs would race to create it
         stopped = drive(pool, jobs, lambda combination: command(args, combination))
     failed = [job for job in jobs if job.rc not in (None, 0)]  # None: never started, the sweep was stopped

@@ -1,0 +1,221 @@
+"""Slurm, for real: a one-node cluster (code/tests/slurm/start.sh; .ci/run starts it) runs the
+jobs that `run --slurm` and `sweep --backend slurm` submit through submitit, while the command
+that submitted them has already exited. A test project's epoch.py can sleep in each step
+(STEP_SLEEP, seconds), so that a test can preempt a run in the middle of its training."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import assert_one_line_mistake, learned, make_project, need, need_module, ok, read_json, wait_for
+
+BACKWARD = "        scaler.scale(loss / args.grad_accum).backward()\n"
+SLOW = BACKWARD + '        time.sleep(float(os.environ.get("STEP_SLEEP", 0)))  # tests only: see code/tests/test_slurm.py\n'
+RUN = ["epochs=4", "checkpoint_steps=5", "checkpoint_interval=0"]  # a step checkpoint every 5 batches
+ENV = {"OMP_NUM_THREADS": "1"}  # the same threads in a job and here: bit-identical metrics
+FOUR = "default: {epochs: 1}\n---\nlr: [0.01, 0.003]\nchannels: [8, 16]\n"
+
+
+def slurm_up():
+    if not shutil.which("sinfo"):
+        return False
+    return subprocess.run(["sinfo", "-h"], capture_output=True).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    need("a running Slurm (apt-get install -y slurm-wlm munge; bash code/tests/slurm/start.sh)", slurm_up())
+    need_module("submitit")
+    project = make_project(tmp_path_factory.mktemp("slurm") / "project")
+    epoch_py = project.root / "code/epoch.py"
+    text = epoch_py.read_text()
+    assert BACKWARD in text
+    epoch_py.write_text(text.replace("import sys\n", "import os\nimport sys\nimport time\n", 1).replace(BACKWARD, SLOW))
+    (project.root / "code/sweeps/four.yaml").write_text(FOUR)
+    project.git("add", "-A")
+    project.git("commit", "-qm", "a step can be slowed; a sweep of four")
+    yield project
+    jobs = [e["job"] for folder in (project.root / "__statistic__/slurm").glob("*")
+            for e in read_json(folder / "submitted.json") or []]
+    if jobs:
+        subprocess.run(["scancel", *jobs], capture_output=True)
+
+
+def state(job):
+    """The job's state as squeue says it ("" once Slurm has forgotten it)."""
+    out = subprocess.run(["squeue", "-h", "-r", "--states=all", "-o", "%T", "-j", job], capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def processes_of(job):
+    """The pids of this machine's processes that belong to the job (SLURM_JOB_ID in their environment)."""
+    mark = f"SLURM_JOB_ID={job}\0".encode()
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if mark in environ.read_bytes():
+                found.append(int(environ.parent.name))
+        except OSError:
+            pass
+    return found
+
+
+def submitted(out):
+    """The job id that `run --slurm` or a Slurm sweep printed."""
+    line = next(line for line in out.stdout.splitlines() if "as Slurm job" in line)
+    return line.split("as Slurm job ")[1].split()[0]
+
+
+def finished(project, tag, id, timeout=180):
+    path = project.run_dir(tag, id) / "statistic.json"
+    return wait_for(lambda: (r := read_json(path)) and r["status"] == "finished" and r, timeout=timeout,
+                    what=f"{tag}/{id} to finish")
+
+
+def release(job):
+    """A requeued job waits (BeginTime, 2 minutes) before Slurm starts it again: let it start now,
+    once its first life has ended on the node (started before, Slurm kills it: credential revoked)."""
+    wait_for(lambda: state(job) == "PENDING", timeout=60, what=f"job {job} to be requeued")
+    wait_for(lambda: not processes_of(job), timeout=60, what=f"job {job}'s processes to end")
+    time.sleep(1)
+
+    def started():
+        subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], capture_output=True)
+        time.sleep(0.5)
+        return state(job) != "PENDING"
+    wait_for(started, timeout=60, what=f"job {job} to start again")
+
+
+def test_a_sweep_is_one_array_that_runs_after_the_command_has_exited(project):
+    out = ok(project.cli("sweep", "four", "code/sweeps/four.yaml", "--backend", "slurm", "--time", "10", env=ENV))
+    array = submitted(out)
+    assert "(array tasks 0-3)" in out.stdout and f"scancel {array}" in out.stdout
+    again = ok(project.cli("sweep", "four", "code/sweeps/four.yaml", "--backend", "slurm", "--time", "10", env=ENV))
+    assert "4 queued or running in Slurm already, 0 to submit" in again.stdout
+    entries = read_json(project.root / "__statistic__/slurm/four/submitted.json")  # which job runs what
+    assert len(entries) == 4 and {e["job"] for e in entries} == {f"{array}_{k}" for k in range(4)}  # nothing more went in
+    assert {json.dumps(e["overrides"], sort_keys=True) for e in entries} == {
+        json.dumps({"epochs": 1, "lr": lr, "channels": c}, sort_keys=True) for lr in (0.01, 0.003) for c in (8, 16)}
+    done = [finished(project, "four", i) for i in range(4)]
+    assert sorted((r["overrides"]["lr"], r["overrides"]["channels"]) for r in done) == \
+        [(0.003, 8), (0.003, 16), (0.01, 8), (0.01, 16)]
+    assert all(r["overrides"]["epochs"] == 1 and r["hparams"]["lr"] == r["overrides"]["lr"] for r in done)
+    assert sorted(r["slurm_job_id"] for r in done) == [f"{array}_{k}" for k in range(4)]
+    assert all(r["slurm_job_id"] == f"{array}_{r['slurm_array_task_id']}" and r["requeues"] == 0 for r in done)
+    logs = project.run_dir("four", 0) / "slurm.out"
+    assert logs.is_symlink() and f"runtag: job {done[0]['slurm_job_id']}: run -f" not in logs.read_text()
+    assert f"runtag: job {done[0]['slurm_job_id']}: run --tagged four" in logs.read_text()
+    wait_for(lambda: all(state(f"{array}_{k}") in ("COMPLETED", "") for k in range(4)), what="the array to end")
+    last = ok(project.cli("sweep", "four", "code/sweeps/four.yaml", "--backend", "slurm", "--time", "10"))
+    assert "4 finished already, 0 to run" in last.stdout and "as Slurm job" not in last.stdout
+    assert len(read_json(project.root / "__statistic__/slurm/four/submitted.json")) == 4
+    assert (project.root / "__statistic__/table/sweep-four.csv").read_text().count("four/") == 4
+
+
+def test_a_preempted_and_a_requeued_run_end_as_one_never_stopped(project):
+    straight = project.cli("run", "-f", "straight", *RUN, env=ENV, check=True) and project.record("straight", 0)
+    # --time 60: submitit counts a signal in the last 10 minutes of a job as its time limit, not a preemption
+    job = submitted(ok(project.cli("run", "--slurm", "--time", "60", "-f", "pre", *RUN, env={**ENV, "STEP_SLEEP": "0.05"})))
+    wait_for(lambda: (r := read_json(project.run_dir("pre", 0) / "statistic.json")) and r["epoch"] >= 1,
+             what="pre/0's first epoch")
+    for sig in ("TERM", "USR2"):  # submitit's own preemption, as SlurmJob._interrupt() sends it
+        ok(subprocess.run(["scancel", f"--signal={sig}", job], capture_output=True, text=True))
+    release(job)
+    assert project.record("pre", 0)["status"] == "interrupted"
+    wait_for(lambda: (r := read_json(project.run_dir("pre", 0) / "statistic.json")) and r["requeues"] == 1
+             and r["epoch"] >= 2, what="pre/0 to train again")
+    ok(subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True))  # Slurm's own, no warning
+    release(job)
+    record = finished(project, "pre", 0)
+    assert sorted(p.name for p in (project.root / "__result__/pre").iterdir() if p.name.isdigit()) == ["0"]
+    assert record["requeues"] == 2 and record["slurm_job_id"] == job
+    assert learned(record) == learned(straight)
+    log = (project.run_dir("pre", 0) / "log").read_text()
+    assert log.count("continuing after epoch") == 2
+
+
+def test_a_cancelled_run_is_not_shown_running(project):
+    """`scancel`: the run stops at a step and says `interrupted`. Processes killed outright (a
+    node lost, the OOM killer) say nothing: the record stays `running`, and the listings ask Slurm."""
+    jobs = {tag: submitted(ok(project.cli("run", "--slurm", "--time", "10", tag, "epochs=50", env={"STEP_SLEEP": "0.05"})))
+            for tag in ("cancel", "killed")}
+    for tag in jobs:
+        wait_for(lambda: (r := read_json(project.run_dir(tag, 0) / "statistic.json")) and r["epoch"] >= 1,
+                 what=f"{tag}/0's first epoch")
+        assert ok(project.cli("expels", tag)).stdout.splitlines()[1].split()[1] == "running"
+    main = project.record("killed", 0)["pid"]  # main.py; `run` above it: each leads a process group
+    launcher = int(Path(f"/proc/{main}/stat").read_text().split(")")[-1].split()[1])
+    for group in (main, launcher):
+        os.killpg(group, signal.SIGKILL)
+    for job in jobs.values():
+        ok(subprocess.run(["scancel", job], capture_output=True, text=True))
+    for job in jobs.values():
+        wait_for(lambda: state(job) not in ("RUNNING", "COMPLETING"), what=f"job {job} to end")
+    assert project.record("cancel", 0)["status"] == "interrupted"
+    assert project.record("killed", 0)["status"] == "running"  # what the record says; the listings know better
+    shown = {tag: ok(project.cli("expels", tag)).stdout.splitlines()[1].split()[1] for tag in jobs}
+    assert shown["cancel"] == "interrupted" and shown["killed"] in ("cancelled", "dead"), shown
+    ok(project.cli("record", "-l", "gone", "cancel/0", "killed/0"))
+    ok(project.cli("table", "gone"))
+    table = (project.root / "__statistic__/table/gone.csv").read_text()
+    assert "cancel/0,interrupted," in table and f"killed/0,{shown['killed']}," in table
+
+
+def test_a_pending_task_is_listed_and_a_cancelled_one_is_not(project):
+    (project.root / "code/sweeps/wait.yaml").write_text("default: {epochs: 1}\n---\nlr: [0.01, 0.02]\n")
+    project.git("add", "-A")
+    project.git("commit", "-qm", "a sweep that waits")
+    out = ok(project.cli("sweep", "wait", "code/sweeps/wait.yaml", "--backend", "slurm", "--time", "10",
+                         "--sbatch", "begin=now+600"))  # held back: nothing starts for 10 minutes
+    array = submitted(out)
+    rows = ok(project.cli("expels", "wait")).stdout.splitlines()[1:]
+    assert len(rows) == 2 and all(row.split()[1] == "pending" and f"(job {array}_" in row for row in rows), rows
+    ok(subprocess.run(["scancel", f"{array}_0"], capture_output=True, text=True))
+    rows = ok(project.cli("expels", "wait")).stdout.splitlines()[1:]
+    assert len(rows) == 1 and f"(job {array}_1)" in rows[0] and "lr=0.02" in rows[0]
+    again = ok(project.cli("sweep", "wait", "code/sweeps/wait.yaml", "--backend", "slurm", "--time", "10",
+                           "--sbatch", "begin=now+600"))
+    assert "1 queued or running in Slurm already, 1 to submit" in again.stdout  # the cancelled one goes in again
+    ok(subprocess.run(["scancel", array, submitted(again)], capture_output=True, text=True))
+
+
+@pytest.mark.parametrize("flags, what", [
+    (["--time", "10"], "--time without --slurm"),
+    (["--slurm", "--time", "ten"], "--time 'ten' is not a Slurm time"),
+    (["--slurm", "--mem", "lots"], "--mem 'lots'"),
+    (["--slurm", "--sbatch", "account"], "--sbatch 'account' is not KEY=VALUE"),
+    (["--slurm", "--node-rank", "1", "--nnodes", "2", "--master", "h:1"], "--node-rank or --master with --slurm"),
+    (["--slurm", "--partition", "nosuch"], "sinfo shows no time limit for partition nosuch"),
+])
+def test_a_wrong_slurm_flag_is_one_line_and_nothing_is_written(project, flags, what):
+    out = project.cli("run", *flags, "flags")
+    assert_one_line_mistake(out, what)
+    assert not (project.root / "__result__/flags").exists() and "flags" not in project.git("tag")
+
+
+def test_a_sweep_refuses_local_workers_with_slurm(project):
+    out = project.cli("sweep", "w", "code/sweeps/four.yaml", "--backend", "slurm", "--workers", "2")
+    assert_one_line_mistake(out, "--workers with --backend slurm")
+    out = project.cli("sweep", "w", "code/sweeps/four.yaml", "--array-parallelism", "2")
+    assert_one_line_mistake(out, "--array-parallelism without --backend slurm")
+
+
+def test_no_sbatch_or_no_submitit_is_one_line_and_nothing_is_written(project, tmp_path):
+    bare = tmp_path / "bin"  # git, but no Slurm commands
+    bare.mkdir()
+    (bare / "git").symlink_to(shutil.which("git"))
+    out = project.cli("run", "--slurm", "nosbatch", env={"PATH": str(bare)})
+    assert_one_line_mistake(out, "sbatch is not on PATH")
+    # submitit missing: this interpreter with the import refused, as Python refuses a package it does not have
+    blocked = f"import runpy, sys; sys.modules['submitit'] = None; sys.argv = {['cli.py', 'sweep', 'nosub', 'code/sweeps/four.yaml', '--backend', 'slurm']!r}; runpy.run_path('code/utils/cli.py', run_name='__main__')"
+    out = subprocess.run([sys.executable, "-c", blocked], cwd=project.root, capture_output=True, text=True,
+                         env=project.env())
+    assert_one_line_mistake(out, "submitit is not installed", "requirements-slurm.txt")
+    assert not any((project.root / "__result__" / t).exists() for t in ("nosbatch", "nosub"))
+    assert not {"nosbatch", "nosub"} & set(project.git("tag").split())
