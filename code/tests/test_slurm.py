@@ -140,6 +140,16 @@ def test_a_preempted_and_a_requeued_run_end_as_one_never_stopped(project):
     assert log.count("continuing after epoch") == 2
 
 
+def test_a_ddp_run_as_a_job(project):
+    """`run --slurm --nproc 2`: torch's launcher inside the job, 2 processes on the node's CPUs."""
+    job = submitted(ok(project.cli("run", "--slurm", "--time", "10", "--cpus-per-run", "2", "--nproc", "2",
+                                   "ddp", "epochs=1")))
+    record = finished(project, "ddp", 0)
+    assert record["world_size"] == 2 and record["slurm_job_id"] == job and record["command"].startswith("run --nproc 2 ddp")
+    script = (project.root / f"__statistic__/slurm/ddp/{job}_submission.sh").read_text()
+    assert "#SBATCH --cpus-per-task=2" in script and "#SBATCH --time=10" in script and "#SBATCH --signal=USR2@120" in script
+
+
 def test_a_cancelled_run_is_not_shown_running(project):
     """`scancel`: the run stops at a step and says `interrupted`. Processes killed outright (a
     node lost, the OOM killer) say nothing: the record stays `running`, and the listings ask Slurm."""

@@ -1,8 +1,7 @@
 """run, continue, rerun: decide what to run and where, then start code/main.py on a run folder."""
+import argparse
 import os
 from contextlib import contextmanager
-
-import argparse
 
 from utils import atomic, checkpoints, gitrepo, overrides, paths, process, runs, slurm, submit, tboard
 from utils.errors import UserError
@@ -45,7 +44,7 @@ def run(args):
     if args.tagged:
         return run_tagged(args)
     params = slurm_params(args)
-    if joins(args):
+    if params is None and joins(args):  # a Slurm job's nodes are told their ranks in the job
         return execute(paths.root(), None, nproc=args.nproc, args=args)
     repo, dirty = gitrepo.ready(args.tag)
     if not args.m:
@@ -144,7 +143,7 @@ def add_con(p):
 
 def con(args):
     params = slurm_params(args)
-    if joins(args):
+    if params is None and joins(args):  # a Slurm job's nodes are told their ranks in the job
         return execute(paths.root(), None, resume=True, nproc=args.nproc, args=args)
     repo = gitrepo.open_repo()
     run, record = unfinished(args.spec)
@@ -182,7 +181,7 @@ def add_rerun(p):
 
 def rerun(args):
     params = slurm_params(args)
-    if joins(args):
+    if params is None and joins(args):  # a Slurm job's nodes are told their ranks in the job
         return execute(paths.root(), None, nproc=args.nproc, args=args)
     repo = gitrepo.open_repo()
     old, source = runs.one(args.spec, choose=lambda found: found[0])  # a bare tag: its first run

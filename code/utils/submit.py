@@ -223,8 +223,7 @@ class Task:
         self.rc, self.done = None, threading.Event()
         threading.Thread(target=self.wait, daemon=True).start()
         linked = False
-        while not self.done.is_set():  # sleeps, no locks: the signal handler may run in between
-            time.sleep(POLL_S)
+        while not self.done.wait(POLL_S):  # the signal handler may run in between: it only reads the flag
             linked = linked or link_logs(self.tag, job)
         link_logs(self.tag, job)
         if self.rc in STOPPED:  # Slurm's SIGTERM (preemption, scancel): its next word, USR2 or SIGKILL, decides

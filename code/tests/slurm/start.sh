@@ -32,7 +32,7 @@ AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
 KillWait=10
 MinJobAge=300
-SchedulerParameters=batch_sched_delay=1,sched_min_interval=100000
+SchedulerParameters=batch_sched_delay=0,sched_min_interval=0
 StateSaveLocation=$STATE/ctld
 SlurmdSpoolDir=$STATE/d
 SlurmctldPidFile=$STATE/slurmctld.pid

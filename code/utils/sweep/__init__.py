@@ -1,4 +1,4 @@
-"""sweep: one run per combination of a sweep file, in parallel on CPU workers, GPUs or Ray.
+"""sweep: one run per combination of a sweep file, in parallel on CPU workers, GPUs, Ray or Slurm.
 
 Every run is a plain `python code/utils/cli.py run <tag> key=value ...` subprocess, so every rule
 of `run` holds for it (tag on HEAD, clean code/, atomic ids); the sweep decides what to start
