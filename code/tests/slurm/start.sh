@@ -43,9 +43,10 @@ NodeName=$host CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF
 chown munge:munge /run/munge
-pgrep -x munged >/dev/null || runuser -u munge -- munged
-pgrep -x slurmctld >/dev/null || slurmctld
-pgrep -x slurmd >/dev/null || slurmd
+alive() { pgrep -r R,S,D -x "$1" >/dev/null; }  # a zombie left by an earlier cluster does not count
+alive munged || runuser -u munge -- munged
+alive slurmctld || slurmctld
+alive slurmd || slurmd
 for _ in $(seq 50); do  # the node reports idle within a few seconds
     sinfo -h -o %t 2>/dev/null | grep -qx idle && { echo "start.sh: Slurm is up: $(sinfo -h -o '%P %D %c %t')"; exit 0; }
     sleep 0.2

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Stops what start.sh started: the jobs, slurmd, slurmctld, munged.
+# Stops what start.sh started: the jobs, then slurmd (and its job steps), slurmctld, munged.
+# Politely first (SIGTERM, 10 s), then SIGKILL: a step left behind would hold the next start.sh up.
 scancel --user=root 2>/dev/null || true
-for daemon in slurmd slurmctld munged; do pkill -x "$daemon" || true; done
-for _ in $(seq 50); do pgrep -x 'slurmd|slurmctld|munged' >/dev/null || exit 0; sleep 0.2; done
-echo "stop.sh: a daemon is still alive: $(pgrep -a -x 'slurmd|slurmctld|munged')" >&2; exit 1
+pattern='slurmd|slurmstepd|slurmctld|munged'
+pkill -x 'slurmd|slurmctld|munged' || true
+for _ in $(seq 50); do pgrep -r R,S,D -x "$pattern" >/dev/null || exit 0; sleep 0.2; done
+pkill -KILL -x "$pattern" || true
+sleep 0.5
+if pgrep -r R,S,D -x "$pattern" >/dev/null; then echo "stop.sh: still alive: $(pgrep -a -x "$pattern")" >&2; exit 1; fi
