@@ -150,31 +150,37 @@ def test_a_ddp_run_as_a_job(project):
     assert "#SBATCH --cpus-per-task=2" in script and "#SBATCH --time=10" in script and "#SBATCH --signal=USR2@120" in script
 
 
-def test_a_cancelled_run_is_not_shown_running(project):
-    """`scancel`: the run stops at a step and says `interrupted`. Processes killed outright (a
-    node lost, the OOM killer) say nothing: the record stays `running`, and the listings ask Slurm."""
-    jobs = {tag: submitted(ok(project.cli("run", "--slurm", "--time", "10", tag, "epochs=50", env={"STEP_SLEEP": "0.05"})))
-            for tag in ("cancel", "killed")}
-    for tag in jobs:
-        wait_for(lambda: (r := read_json(project.run_dir(tag, 0) / "statistic.json")) and r["epoch"] >= 1,
-                 what=f"{tag}/0's first epoch")
-        assert ok(project.cli("expels", tag)).stdout.splitlines()[1].split()[1] == "running"
-    main = project.record("killed", 0)["pid"]  # main.py; `run` above it: each leads a process group
+def test_a_cancelled_task_is_not_shown_running(project):
+    """`scancel` of one task of a sweep's array: its run stops at a step and says `interrupted`.
+    Processes killed outright (a node lost, the OOM killer) say nothing: the record stays
+    `running`, and the listings ask Slurm."""
+    (project.root / "code/sweeps/long.yaml").write_text("default: {epochs: 50}\n---\nlr: [0.01, 0.02]\n")
+    project.git("add", "-A")
+    project.git("commit", "-qm", "a long sweep")
+    array = submitted(ok(project.cli("sweep", "long", "code/sweeps/long.yaml", "--backend", "slurm", "--time", "10",
+                                     env={"STEP_SLEEP": "0.05"})))
+    for id in (0, 1):
+        wait_for(lambda: (r := read_json(project.run_dir("long", id) / "statistic.json")) and r["epoch"] >= 1,
+                 what=f"long/{id}'s first epoch")
+    assert [row.split()[1] for row in ok(project.cli("expels", "long")).stdout.splitlines()[1:]] == ["running"] * 2
+    task = {r["id"]: r["slurm_job_id"] for r in (project.record("long", i) for i in (0, 1))}
+    main = project.record("long", 1)["pid"]  # main.py; `run` above it: each leads a process group
     launcher = int(Path(f"/proc/{main}/stat").read_text().split(")")[-1].split()[1])
     for group in (main, launcher):
         os.killpg(group, signal.SIGKILL)
-    for job in jobs.values():
+    for job in task.values():
         ok(subprocess.run(["scancel", job], capture_output=True, text=True))
-    for job in jobs.values():
-        wait_for(lambda: state(job) not in ("RUNNING", "COMPLETING"), what=f"job {job} to end")
-    assert project.record("cancel", 0)["status"] == "interrupted"
-    assert project.record("killed", 0)["status"] == "running"  # what the record says; the listings know better
-    shown = {tag: ok(project.cli("expels", tag)).stdout.splitlines()[1].split()[1] for tag in jobs}
-    assert shown["cancel"] == "interrupted" and shown["killed"] in ("cancelled", "dead"), shown
-    ok(project.cli("record", "-l", "gone", "cancel/0", "killed/0"))
+    for job in task.values():
+        wait_for(lambda: state(job) not in ("RUNNING", "COMPLETING"), what=f"task {job} to end")
+    assert project.record("long", 0)["status"] == "interrupted"
+    assert project.record("long", 1)["status"] == "running"  # what the record says; the listings know better
+    shown = [row.split()[1] for row in ok(project.cli("expels", "long")).stdout.splitlines()[1:]]
+    assert shown[0] == "interrupted" and shown[1] in ("cancelled", "dead") and len(shown) == 2, shown
+    ok(project.cli("record", "-l", "gone", "long"))
     ok(project.cli("table", "gone"))
     table = (project.root / "__statistic__/table/gone.csv").read_text()
-    assert "cancel/0,interrupted," in table and f"killed/0,{shown['killed']}," in table
+    assert "long/0,interrupted," in table and f"long/1,{shown[1]}," in table
+    assert array == task[0].partition("_")[0]
 
 
 def test_a_pending_task_is_listed_and_a_cancelled_one_is_not(project):
