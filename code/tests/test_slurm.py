@@ -126,6 +126,9 @@ def test_a_preempted_and_a_requeued_run_end_as_one_never_stopped(project):
              what="pre/0's first epoch")
     for sig in ("TERM", "USR2"):  # submitit's own preemption, as SlurmJob._interrupt() sends it
         ok(subprocess.run(["scancel", f"--signal={sig}", job], capture_output=True, text=True))
+    wait_for(lambda: state(job) == "PENDING", timeout=60, what=f"job {job} to be requeued")
+    assert ok(project.cli("expels", "pre")).stdout.splitlines()[1].split()[1] == "pending"
+    assert_one_line_mistake(project.cli("con", "pre/0"), f"waits in Slurm job {job}", f"scancel {job}")
     release(job)
     assert project.record("pre", 0)["status"] == "interrupted"
     wait_for(lambda: (r := read_json(project.run_dir("pre", 0) / "statistic.json")) and r["requeues"] == 1
@@ -138,6 +141,24 @@ def test_a_preempted_and_a_requeued_run_end_as_one_never_stopped(project):
     assert learned(record) == learned(straight)
     log = (project.run_dir("pre", 0) / "log").read_text()
     assert log.count("continuing after epoch") == 2
+
+
+def test_con_and_rerun_as_jobs(project):
+    """A run stopped by `scancel` goes on with `con --slurm` (same id, a new job); `rerun --slurm -f`
+    repeats it as a new id, to the same metrics."""
+    job = submitted(ok(project.cli("run", "--slurm", "--time", "10", "-f", "again", *RUN, env={**ENV, "STEP_SLEEP": "0.05"})))
+    wait_for(lambda: (r := read_json(project.run_dir("again", 0) / "statistic.json")) and r["epoch"] >= 1,
+             what="again/0's first epoch")
+    ok(subprocess.run(["scancel", job], capture_output=True, text=True))
+    wait_for(lambda: state(job) not in ("RUNNING", "COMPLETING"), what=f"job {job} to end")
+    assert project.record("again", 0)["status"] == "interrupted"
+    second = submitted(ok(project.cli("con", "--slurm", "--time", "10", "again", env=ENV)))
+    record = finished(project, "again", 0)
+    assert second != job and record["slurm_job_id"] == second and record["requeues"] == 0
+    assert "continuing after epoch" in (project.run_dir("again", 0) / "log").read_text()
+    third = submitted(ok(project.cli("rerun", "--slurm", "--time", "10", "-f", "again/0", env=ENV)))
+    rerun = finished(project, "again", 1)
+    assert rerun["slurm_job_id"] == third and rerun["rerun_of"] == "again/0" and learned(rerun) == learned(record)
 
 
 def test_a_ddp_run_as_a_job(project):
