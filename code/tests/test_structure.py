@@ -12,14 +12,14 @@ ORDER = """
     runs checkpoints gitrepo
     statistic.record statistic.title statistic.table statistic.scalars statistic
     recorder tboard plot diff submit listing launch
-    sweep sweep.plan sweep.job sweep.drive sweep.local sweep.raypool sweep.slurmarray sweep.verb
+    sweep sweep.space sweep.plan sweep.job sweep.search sweep.drive sweep.local sweep.raypool sweep.slurmarray sweep.verb
     cli
 """.split()
 RANK = {f"utils.{name}": n for n, name in enumerate(ORDER)}
 
 # The run folder's names; `__statistic__/tensorboard/` and its `log` are TensorBoard's own folder.
 LAYOUT = {"statistic.json", "checkpoint", "tensorboard", "log", ".reserve", "epoch_last.pth", "epoch_best.pth"}
-ELSEWHERE = {("tboard", "tensorboard"), ("tboard", "log")}
+ELSEWHERE = {("tboard", "tensorboard"), ("tboard", "log"), ("sweep.space", "log")}  # space: int(..., log=true)
 
 
 def modules():

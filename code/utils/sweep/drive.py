@@ -7,14 +7,16 @@ from utils import overrides, process, runs
 from utils.sweep.job import POLL_S
 
 
-def drive(pool, jobs, cmd):
+def drive(pool, jobs, cmd, total=None, search=None):
     """Run the jobs on the pool: a line per start and end, a progress bar. Ctrl-C or SIGTERM stop
-    the sweep: no new run starts, the running ones are interrupted and waited for. True if so."""
+    the sweep: no new run starts, the running ones are interrupted and waited for. True if so.
+    With a `search` (utils/sweep/search.py), `jobs` asks its trials as workers free up, each
+    running trial is watched for its pruner, and each end is told to the study."""
     from tqdm import tqdm
 
-    events, signalled = queue.Queue(), []
+    events, signalled, running = queue.Queue(), [], {}
     with process.trapped(signalled.append), \
-            tqdm(total=len(jobs), unit="run", desc="sweep", dynamic_ncols=True) as bar:
+            tqdm(total=len(jobs) if total is None else total, unit="run", desc="sweep", dynamic_ncols=True) as bar:
         pool.start(jobs, cmd, events)
         stopping = False
         while pool.alive() or not events.empty():
@@ -22,10 +24,19 @@ def drive(pool, jobs, cmd):
                 stopping = True
                 pool.stop()
                 say(bar, "STOP  the running runs are interrupted; waiting for them to end")
+            for job in list(running.values()) if search and not stopping else []:
+                if search.watch(job):
+                    pool.interrupt(job)
             try:
                 kind, job = events.get(timeout=POLL_S)
             except queue.Empty:
                 continue
+            if kind == "start":
+                running[id(job)] = job
+            else:
+                running.pop(id(job), None)
+                if search:
+                    search.tell(job)
             say(bar, line(kind, job))
             if kind == "end":
                 bar.update()
@@ -33,9 +44,12 @@ def drive(pool, jobs, cmd):
 
 
 def line(kind, job):
-    text = f"{job.name or '(no run)'}  {overrides.argv(job.overrides)}"
+    trial = f"trial {job.trial.number}  " if job.trial is not None else ""
+    text = f"{job.name or '(no run)'}  {trial}{overrides.argv(job.overrides)}"
     if kind == "start":
         return f"START {text}"
+    if job.pruned:
+        return f"PRUNE {text}  (after epoch {(runs.Run.parse(job.name).read() or {}).get('epoch', '?')})"
     if job.rc == 0:
         return f"DONE  {text}  ({job.seconds:.1f} s)"
     status = status_of(job.name)

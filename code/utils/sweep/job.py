@@ -20,6 +20,8 @@ class Job:
     rc: int = None        # exit status of `run`
     seconds: float = 0.0  # from start to exit, as the pool saw it
     why: str = ""         # the last line of the run's stderr, when it failed
+    trial: object = None  # a search's Optuna trial (utils/sweep/search.py)
+    pruned: bool = False  # stopped by the search's pruner
 
 
 def last_line(text):

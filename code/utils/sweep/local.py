@@ -1,7 +1,6 @@
 """local: the backend that runs a sweep's runs as subprocesses of this machine, on CPU workers
 or on GPUs (--workers, --gpus, --per-gpu). The backend interface: utils/sweep/__init__.py."""
 import os
-import queue
 import threading
 
 from utils import paths
@@ -43,14 +42,12 @@ class Pool:
     def __init__(self, args, gpus):
         self.envs = slots(args, gpus)
         self.lock = threading.Lock()
-        self.running = set()
+        self.running = {}  # job id: its Child
         self.stopping = False
         self.threads = []
 
     def start(self, jobs, cmd, events):
-        todo = queue.SimpleQueue()
-        for job in jobs:
-            todo.put(job)
+        todo = iter(jobs)  # a list, or a search asking its trials as workers free up
         self.threads = [threading.Thread(target=self.work, args=(env, todo, cmd, events), daemon=True)
                         for env in self.envs]
         for thread in self.threads:
@@ -61,9 +58,8 @@ class Pool:
             with self.lock:  # no run starts after stop() has interrupted the others
                 if self.stopping:
                     return
-                try:
-                    job = todo.get_nowait()
-                except queue.Empty:
+                job = next(todo, None)
+                if job is None:
                     return
                 try:
                     child = Child(cmd(job.overrides), env, paths.root())
@@ -71,11 +67,11 @@ class Pool:
                     job.rc, job.why = 1, str(err)
                     events.put(("end", job))
                     continue
-                self.running.add(child)
+                self.running[id(job)] = child
             for kind in child.follow(job):
                 events.put((kind, job))
             with self.lock:
-                self.running.discard(child)
+                self.running.pop(id(job), None)
 
     def alive(self):
         return any(thread.is_alive() for thread in self.threads)
@@ -83,5 +79,12 @@ class Pool:
     def stop(self):
         with self.lock:
             self.stopping = True
-            for child in self.running:
+            for child in self.running.values():
                 child.interrupt()
+
+    def interrupt(self, job):
+        """Ctrl-C to one job's run (a search prunes it)."""
+        with self.lock:
+            child = self.running.get(id(job))
+        if child:
+            child.interrupt()

@@ -9,7 +9,8 @@
     lr: [0.001]
     optimizer: [adamw]
 
-The sweep is the union of the documents' products in file order, each combination once.
+The sweep is the union of the documents' products in file order, each combination once. A
+first document with `search:` makes it a search instead (utils/sweep/space.py).
 Every key and value is checked as a command-line override is, and an error names the
 file, the document (counted from 1) and the key.
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 import yaml
 
 from utils import overrides
+from utils.sweep import space
 from utils.errors import UserError
 
 
@@ -37,6 +39,8 @@ def parse(text, config, name="sweep file"):
         documents = list(yaml.safe_load_all(text))
     except yaml.YAMLError as err:
         raise UserError(f"{name} is not valid YAML: {' '.join(str(err).split())}", "fix the file")
+    if documents and isinstance(documents[0], dict) and "search" in documents[0]:
+        return searched(documents, config, name)
     default, combinations, seen, first = {}, [], set(), True
     for n, doc in enumerate(documents, 1):
         where = f"{name} document {n}"
@@ -59,6 +63,16 @@ def parse(text, config, name="sweep file"):
     if not combinations:
         raise UserError(f"{name} has no combination to run", "add a document of `key: [values]` lines")
     return combinations
+
+
+def searched(documents, config, name):
+    """A file whose first document has `search:`: a space.Search, not combinations."""
+    first, where = documents[0], f"{name} document 1"
+    if set(first) - {"search", "default"}:
+        raise UserError(f"{where} has {sorted(set(map(str, first)) - {'search', 'default'})[0]!r} besides `search:`",
+                        "the first document holds `search:` and `default:` only; the space follows after `---`")
+    default = defaults(first.get("default"), config, where)
+    return space.parse(first["search"], list(enumerate(documents[1:], 2)), default, config, name, checked, check_config)
 
 
 def defaults(mapping, config, where):

@@ -101,23 +101,44 @@ class Pool:
         self.thread.start()
 
     def collect(self, jobs, cmd, events):
+        """A list of jobs goes to the cluster at once; a search's trials one per free CPU, asked
+        as runs end (its next trial depends on them)."""
+        limit = None if isinstance(jobs, list) else max(int(self.ray.cluster_resources().get("CPU", 1)), 1)
+        todo, self.tasks = iter(jobs), {}
         try:
-            tasks = {self.task.remote(cmd(job.overrides), str(paths.root())): job for job in jobs}
-            pending, cancelled = list(tasks), False
-            while pending:
+            pending, cancelled = [], False
+            while True:
+                while not self.stopping and (limit is None or len(self.tasks) < limit):
+                    job = next(todo, None)
+                    if job is None:
+                        break
+                    task = self.task.remote(cmd(job.overrides), str(paths.root()))
+                    self.tasks[task] = job
+                    pending.append(task)
+                if not pending:
+                    break
                 if self.stopping and not cancelled:
                     cancelled = True
                     for task in pending:
                         self.ray.cancel(task)  # the task interrupts its run and waits for it
                 ready, pending = self.ray.wait(pending, num_returns=1, timeout=POLL_S)
                 for task in ready:
-                    kind = self.next_event(task, tasks[task])
+                    job = self.tasks[task]
+                    kind = self.next_event(task, job)
                     if kind:
-                        events.put((kind, tasks[task]))
+                        events.put((kind, job))
                     if kind == "start":
                         pending.append(task)  # its "end" is to come
+                    else:
+                        del self.tasks[task]
         finally:
             self.ray.shutdown()
+
+    def interrupt(self, job):
+        """Ctrl-C to one job's run (a search prunes it): its task is cancelled, which interrupts the run."""
+        for task, mine in list(self.tasks.items()):
+            if mine is job:
+                self.ray.cancel(task)
 
     def next_event(self, task, job):
         """The task's next event, "start" or "end", written into its job; None if it has none."""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from utils import gitrepo, overrides, paths, runs
 from utils.errors import UserError
-from utils.sweep import plan
+from utils.sweep import plan, space
 from utils.sweep.drive import drive
 from utils.sweep.job import Job
 
@@ -26,6 +26,8 @@ def add_sweep(p):
     p.add_argument("--per-gpu", type=int, metavar="K", help="runs at once on each GPU (default 1)")
     p.add_argument("--dry-run", action="store_true",
                    help="print the combinations that would run; run nothing (any file: uncommitted, outside code/)")
+    p.add_argument("--trials", type=int, metavar="N",
+                   help="a search's budget, instead of the file's `trials:` (raise it to go on searching)")
     p.add_argument("--backend", choices=tuple(BACKENDS), default="local",
                    help="; ".join(f"{name}: {backend(name).HELP}" for name in BACKENDS))
     for name in BACKENDS:
@@ -38,6 +40,10 @@ def add_sweep(p):
 def sweep(args):
     gpus = check_flags(args)
     combinations = plan.load(args.file, overrides.load_config())
+    if isinstance(combinations, space.Search):
+        return searching(args, gpus, combinations)
+    if args.trials is not None:
+        raise UserError(f"--trials with {args.file}, a grid", "--trials sets the budget of a file with `search:`")
     if args.dry_run:  # writes nothing, so any file may be tried first, committed or not
         gitrepo.check_tag_name(args.tag)  # the tag names a folder that is read
         for combination in to_run(args.tag, combinations):
@@ -57,6 +63,44 @@ def sweep(args):
     failed = [job for job in jobs if job.rc not in (None, 0)]  # None: never started, the sweep was stopped
     summarise(args.tag, combinations, failed)
     return 130 if stopped else 1 if failed else 0
+
+
+def searching(args, gpus, found):
+    """A sweep file with `search:`: trials asked of Optuna, watched and pruned (utils/sweep/search.py)."""
+    from utils.sweep import search
+
+    search.optuna()
+    budget = found.trials if args.trials is None else args.trials
+    if args.dry_run:
+        gitrepo.check_tag_name(args.tag)
+        for key, dimension in found.space.items():
+            print(f"  {key}: {dimension}")
+        print(f"runtag: search {args.tag}: {found.method}, {args.trials or found.trials} trials toward "
+              f"{found.goal} {found.metric}, pruning {found.prune}; {search.remaining(args.tag, found, budget)} to run")
+        return 0
+    if args.backend == "slurm":
+        raise UserError("a search with --backend slurm is not built yet", "run it with --backend local or ray")
+    if budget < 1:
+        raise UserError(f"--trials {budget}", "give a number >= 1")
+    repo, head = check_git(args.tag, args.file)
+    study = search.Study(args.tag, found, budget, runs.fixed_seed() if args.f else None)
+    print(f"runtag: search {args.tag}: {budget} trials, {budget - study.todo} finished or pruned already, "
+          f"{study.todo} to run", flush=True)
+    stopped = False
+    if study.todo:
+        pool = backend(args.backend).Pool(args, gpus)
+        gitrepo.ensure_tag(repo, args.tag, head)
+        stopped = drive(pool, study.jobs(), lambda combination: command(args, combination), total=study.todo, search=study)
+    names = search.runs_of(args.tag, found)
+    print(f"runtag: search {args.tag}: {len(names)} of {budget} trials finished or pruned", flush=True)
+    if names:
+        from utils.statistic import record, table
+        record.add(list_name(args.tag), names)
+        try:
+            table.build(list_name(args.tag), sort=("-" if found.goal == "max" else "") + found.metric)
+        except UserError:  # the metric is not a column of the list's title: the table as it is
+            table.build(list_name(args.tag))
+    return 130 if stopped else 1 if study.failed else 0
 
 
 def check_flags(args):

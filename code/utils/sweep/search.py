@@ -1,0 +1,154 @@
+"""search: a sweep that asks Optuna for each trial (code/requirements-search.txt, imported only for
+a file with `search:`), with its study in a file journal a person can read:
+__statistic__/search/<tag>.journal, one JSON line per event.
+
+Each trial is an ordinary run of the tag. While it runs, the sweep reads its statistic.json
+(rewritten every epoch), reports the metric per epoch, and when the pruner says so stops the run
+with SIGINT: it ends after its checkpoint, and its status becomes `pruned`. When a run ends its
+result is told to the study. Finished and pruned trials count toward the budget; a trial whose
+run was interrupted (the sweep stopped) is asked again by the next call.
+"""
+import random
+import threading
+
+from utils import paths, runs
+from utils.errors import UserError
+from utils.sweep.job import Job
+
+STATE = {"finished": "COMPLETE", "pruned": "PRUNED"}  # a run's end as the study counts it; else FAIL
+
+
+def optuna():
+    try:
+        import optuna
+    except ImportError:
+        raise UserError("a search needs Optuna, which is not installed",
+                        "pip install -r code/requirements-search.txt") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+def journal(tag):
+    return paths.statistic() / "search" / f"{tag}.journal"
+
+
+def distributions(search):
+    o = optuna().distributions
+    made = {}
+    for key, d in search.space.items():
+        if d.kind == "choice":
+            made[key] = o.CategoricalDistribution(d.values)
+        elif d.kind == "int":
+            made[key] = o.IntDistribution(d.low, d.high, step=d.step, log=d.log)
+        else:
+            made[key] = o.FloatDistribution(d.low, d.high, log=d.log)
+    return made
+
+
+def counted(trials):
+    return sum(t.state.name in STATE.values() for t in trials)
+
+
+def remaining(tag, search, budget):
+    """How many trials a call would run now, read without writing (for --dry-run)."""
+    if not journal(tag).exists():
+        return budget
+    return max(budget - counted(open_study(tag, search, seed=0).get_trials(deepcopy=False)), 0)
+
+
+def open_study(tag, search, seed, budget=None):
+    o = optuna()
+    journal(tag).parent.mkdir(parents=True, exist_ok=True)
+    storage = o.storages.JournalStorage(o.storages.journal.JournalFileBackend(str(journal(tag))))
+    samplers = {"random": lambda: o.samplers.RandomSampler(seed=seed),
+                # TPE models the trials after its first random ones: 10 by default, a third of a small budget
+                "tpe": lambda: o.samplers.TPESampler(seed=seed, n_startup_trials=max(2, min(10, (budget or 30) // 3))),
+                "grid": lambda: o.samplers.GridSampler(search.grid(), seed=seed)}
+    pruners = {"none": lambda: o.pruners.NopPruner(),
+               "median": lambda: o.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=search.grace),
+               "asha": lambda: o.pruners.SuccessiveHalvingPruner(min_resource=search.grace,
+                                                                  reduction_factor=search.eta)}
+    return o.create_study(study_name=tag, storage=storage, load_if_exists=True,
+                          direction="maximize" if search.goal == "max" else "minimize",
+                          sampler=samplers[search.method](), pruner=pruners[search.prune]())
+
+
+class Study:
+    """The search of one `sweep` call: asks trials as workers free up, watches and prunes them,
+    tells their ends. Thread-safe: pools ask from their threads."""
+
+    def __init__(self, tag, search, budget, fixed_seed):
+        self.tag, self.search, self.budget = tag, search, budget
+        # The sampler's seed goes on with the study's length: a resumed study is not asked its first trials again.
+        base = fixed_seed if fixed_seed is not None else random.randrange(2**31)
+        existing = open_study(tag, search, seed=0).get_trials(deepcopy=False) if journal(tag).exists() else []
+        self.study = open_study(tag, search, seed=base + len(existing), budget=budget)
+        self.lock = threading.Lock()
+        self.reask()
+        self.todo = max(budget - counted(self.study.get_trials(deepcopy=False)), 0)
+        self.distributions = distributions(search)
+        self.reported = {}
+        self.failed = 0  # trials whose run failed (a crash, a missing metric): not counted, reported
+
+    def reask(self):
+        """Trials left running by a call that was stopped: failed, and their values asked again."""
+        o = optuna()
+        for trial in self.study.get_trials(deepcopy=False, states=(o.trial.TrialState.RUNNING,)):
+            self.study.tell(trial.number, state=o.trial.TrialState.FAIL)
+            self.study.enqueue_trial(trial.params, skip_if_exists=False)
+
+    def jobs(self):
+        """Jobs, asked one at a time, up to what the budget has left."""
+        while True:
+            with self.lock:
+                if self.todo <= 0:
+                    return
+                self.todo -= 1
+                trial = self.study.ask(self.distributions)
+            yield Job({**self.search.default, **trial.params}, trial=trial)
+
+    def watch(self, job):
+        """Report the running trial's new epoch, if any; True when the pruner says stop it."""
+        record = runs.Run.parse(job.name).read() if job.name else None
+        if not record or job.pruned:
+            return False
+        epoch, value = record.get("epoch") or 0, (record.get("metrics") or {}).get(self.search.metric)
+        if not isinstance(value, (int, float)) or epoch <= self.reported.get(job.trial.number, 0):
+            return False
+        self.reported[job.trial.number] = epoch
+        with self.lock:
+            job.trial.report(float(value), epoch)
+            if epoch < (record.get("epochs") or 0) and job.trial.should_prune():
+                job.pruned = True
+        return job.pruned
+
+    def tell(self, job):
+        """The run's end into the study (and `pruned` into its record); None if it was stopped."""
+        o = optuna()
+        run = runs.Run.parse(job.name) if job.name else None
+        if run and job.pruned:
+            run.conclude("pruned", ("interrupted", "running"))
+        record = run.read() if run else None
+        status = (record or {}).get("status")
+        with self.lock:
+            if job.name:  # the journal says which run each trial was
+                job.trial.set_user_attr("run", job.name)
+            if status == "interrupted" and not job.pruned:
+                return None  # the sweep was stopped: left running, asked again next time (reask)
+            value = (record or {}).get("metrics", {}).get(self.search.metric)
+            if status == "finished" and isinstance(value, (int, float)):
+                self.study.tell(job.trial, float(value))
+            elif status == "pruned":
+                self.study.tell(job.trial, state=o.trial.TrialState.PRUNED)
+            else:
+                self.study.tell(job.trial, state=o.trial.TrialState.FAIL)
+                self.failed += 1
+            return status
+
+
+def runs_of(tag, search):
+    """The runs of the study's counted trials, as `tag/id`, best first (their metric, the goal's way)."""
+    study = open_study(tag, search, seed=0)
+    counted_ = [t for t in study.get_trials(deepcopy=False) if t.state.name in STATE.values() and "run" in t.user_attrs]
+    done = sorted((t for t in counted_ if t.value is not None), key=lambda t: t.value, reverse=search.goal == "max")
+    return [t.user_attrs["run"] for t in done + [t for t in counted_ if t.value is None]]
