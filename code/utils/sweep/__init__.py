@@ -7,6 +7,8 @@ the command resumes an interrupted sweep. Each run writes its name `tag/id` into
 RUNTAG_NAME_FILE names (utils/launch.py), which is how the sweep tells which run is which.
 
     plan.py     the sweep file: YAML documents -> the list of combinations (overrides dicts)
+    space.py    a file with `search:`: its settings and its space of distributions and lists
+    search.py   a search's Optuna study in a file journal: trials asked, watched, pruned, told
     verb.py     the `sweep` command: flags, git checks, what is left to run, the summary
     drive.py    the jobs through a pool: START/DONE/FAIL lines, progress bar, Ctrl-C
     job.py      Job (a combination and its outcome), Child (one `run` subprocess, followed)
@@ -19,10 +21,12 @@ A backend is a module named in verb.BACKENDS, with:
     OPTIONS           the dests of its own flags ("address"): given with another backend, a mistake
     add_options(p)    adds those flags to the parser
     check(args, gpus) its flag checks, a UserError each (imports what it needs lazily: Ray)
-    Pool(args, gpus)  .start(jobs, cmd, events) runs the jobs in the background: cmd(overrides) is
+    Pool(args, gpus)  .start(jobs, cmd, events) runs the jobs (a list, or a search's iterator that asks
+                      each trial when a worker frees up) in the background: cmd(overrides) is
                       the `run` command, each event ("start" | "end", job) goes to the queue
                       `events`, with job.name/rc/seconds/why filled in; .alive() until every event
-                      is out; .stop() starts no more runs and interrupts the running ones.
+                      is out; .stop() starts no more runs and interrupts the running ones;
+                      .interrupt(job) interrupts one (a search prunes it).
                       A backend that hands the runs to a scheduler has submit_runs(args, todo, tag_it)
                       instead: it submits the combinations `todo`, calling tag_it() first, and returns.
 """
