@@ -222,6 +222,57 @@ def test_a_pending_task_is_listed_and_a_cancelled_one_is_not(project):
     ok(subprocess.run(["scancel", array, submitted(again)], capture_output=True, text=True))
 
 
+def test_a_search_as_an_array_whose_tasks_ask_and_tell_the_study(project):
+    need_module("optuna")
+    (project.root / "code/sweeps/search.yaml").write_text(
+        "search:\n  method: random\n  trials: 3\n  metric: best/val_acc\n  prune: median\n"
+        "default:\n  epochs: 2\n---\nlr: loguniform(1e-3, 1e-1)\n")
+    project.git("add", "-A")
+    project.git("commit", "-qm", "a search")
+    sweep = ["sweep", "found", "code/sweeps/search.yaml", "--backend", "slurm", "--time", "10"]
+    out = ok(project.cli(*sweep))
+    assert "0 finished or pruned already, 0 queued or running in Slurm, 3 to submit" in out.stdout
+    assert "(array tasks 0-2)" in out.stdout
+    again = ok(project.cli(*sweep))
+    assert "3 queued or running in Slurm, 0 to submit" in again.stdout and "as Slurm job" not in again.stdout
+    done = [finished(project, "found", i) for i in range(3)]
+    assert len({r["overrides"]["lr"] for r in done}) == 3 and all(1e-3 <= r["overrides"]["lr"] <= 1e-1 for r in done)
+    def told():  # a trial's end is op_code 6 with its state: 1 COMPLETE, 3 FAIL (0 RUNNING, 2 PRUNED)
+        events = [json.loads(line) for line in (project.root / "__statistic__/search/found.journal").read_text().splitlines()]
+        return [e["state"] for e in events if e["op_code"] == 6 and e["state"] != 0]
+    wait_for(lambda: len(told()) >= 3, what="the tasks to tell the study")
+    assert told() == [1, 1, 1]
+    last = ok(project.cli(*sweep))
+    assert "3 finished or pruned already, 0 queued or running in Slurm, 0 to submit" in last.stdout
+    assert (project.root / "__statistic__/table/sweep-found.csv").read_text().count("found/") == 3
+
+
+def test_a_preempted_search_task_goes_on_with_its_trial(project):
+    need_module("optuna")
+    (project.root / "code/sweeps/one.yaml").write_text(
+        "search:\n  method: random\n  trials: 1\n  metric: best/val_acc\n"
+        "default:\n  epochs: 3\n---\nlr: loguniform(1e-3, 1e-1)\n")
+    project.git("add", "-A")
+    project.git("commit", "-qm", "a search of one trial")
+    out = ok(project.cli("sweep", "-f", "trial", "code/sweeps/one.yaml", "--backend", "slurm", "--time", "60",
+                         env={"STEP_SLEEP": "0.05"}))
+    job = submitted(out)  # one trial left: one job, not an array
+    wait_for(lambda: (r := read_json(project.run_dir("trial", 0) / "statistic.json")) and r["epoch"] >= 1,
+             what="trial/0's first epoch")
+    assert project.record("trial", 0)["slurm_job_id"] == job
+    for sig in ("TERM", "USR2"):
+        ok(subprocess.run(["scancel", f"--signal={sig}", job], capture_output=True, text=True))
+    release(job)
+    record = finished(project, "trial", 0)
+    assert record["requeues"] == 1 and not project.run_dir("trial", 1).exists()
+    wait_for(lambda: any(e["op_code"] == 6 for e in [json.loads(line) for line in
+             (project.root / "__statistic__/search/trial.journal").read_text().splitlines()]), what="the tell")
+    events = [json.loads(line) for line in (project.root / "__statistic__/search/trial.journal").read_text().splitlines()]
+    assert sum(e["op_code"] == 4 for e in events) == 1  # one trial created, told once, with the run's value
+    told = [e for e in events if e["op_code"] == 6]
+    assert len(told) == 1 and told[0]["values"] == [record["metrics"]["best/val_acc"]]
+
+
 @pytest.mark.parametrize("flags, what", [
     (["--time", "10"], "--time without --slurm"),
     (["--slurm", "--time", "ten"], "--time 'ten' is not a Slurm time"),

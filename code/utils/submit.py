@@ -175,11 +175,11 @@ def executor(tag, params, max_timeouts):
     return ex
 
 
-def submit(tag, params, max_timeouts, argvs, name=None, notes=None):
+def submit(tag, params, max_timeouts, argvs, name=None, notes=None, tasks=None):
     """One job per argv (a job array when several); their ids, after writing them down with
-    `notes` (a dict per argv: a sweep's overrides)."""
+    `notes` (a dict per argv: a sweep's overrides). `tasks`: what the jobs run, if not Tasks of argvs."""
     ex = executor(tag, params, max_timeouts)
-    tasks = [Task(paths.root(), argv, tag, name) for argv in argvs]
+    tasks = tasks or [Task(paths.root(), argv, tag, name) for argv in argvs]
     try:
         jobs = ex.submit_array(tasks) if len(tasks) > 1 else [ex.submit(tasks[0])]
     except Exception as err:  # sbatch refused: its own message, one line
@@ -212,8 +212,7 @@ class Task:
 
     def __call__(self):
         job = slurm.job_id()
-        name = self.name or started(self.tag, job)
-        argv = ["continue", "--force", name] if name else self.argv  # started again: go on with its run
+        argv = self.command(job)
         env = {**os.environ, "RUNTAG_NAME_FILE": str(name_file(self.tag, job))}
         env.pop("PYTHONPATH", None)  # only for submitit to unpickle this; the run's own imports are its checkout's
         print(f"runtag: job {job}: {' '.join(argv + nodes())}", flush=True)
@@ -225,7 +224,9 @@ class Task:
         linked = False
         while not self.done.wait(POLL_S):  # the signal handler may run in between: it only reads the flag
             linked = linked or link_logs(self.tag, job)
+            self.poll(job)
         link_logs(self.tag, job)
+        self.rc = self.ended(job, self.rc)
         if self.rc in STOPPED:  # Slurm's SIGTERM (preemption, scancel): its next word, USR2 or SIGKILL, decides
             deadline = time.monotonic() + LINGER_S
             while time.monotonic() < deadline:
@@ -233,6 +234,22 @@ class Task:
         if self.rc:
             raise RuntimeError(f"`{' '.join(argv)}` exited with status {self.rc}: see the run's log")
         return self.rc
+
+    def command(self, job):
+        """The `cli.py` words to run now: the run this job began, if Slurm started it again."""
+        name = self.name or started(self.tag, job)
+        return ["continue", "--force", name] if name else self.argv
+
+    def poll(self, job):
+        """Called while the run runs (a search's task watches it here)."""
+
+    def ended(self, job, rc):
+        """The exit status the job goes on with (a search's task tells its study here)."""
+        return rc
+
+    def again(self):
+        """A copy of this task to pickle for the requeue: no process, no thread."""
+        return Task(self.root, self.argv, self.tag, self.name)
 
     def wait(self):
         self.rc = self.group.wait()
@@ -250,7 +267,7 @@ class Task:
                 time.sleep(POLL_S / 5)
             if self.rc == 0:  # it finished meanwhile: nothing to continue
                 return None
-        return submitit.helpers.DelayedSubmission(Task(self.root, self.argv, self.tag, self.name))
+        return submitit.helpers.DelayedSubmission(self.again())
 
 
 def ignore_usr2():

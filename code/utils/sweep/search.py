@@ -77,25 +77,38 @@ class Study:
     """The search of one `sweep` call: asks trials as workers free up, watches and prunes them,
     tells their ends. Thread-safe: pools ask from their threads."""
 
-    def __init__(self, tag, search, budget, fixed_seed):
+    def __init__(self, tag, search, budget, fixed_seed, alive=lambda trial: False, offset=0):
+        """`alive(trial)`: a running trial that someone still runs (a Slurm task), not to ask again.
+        `offset`: moves the sampler's seed, for askers that open the study at the same moment."""
         self.tag, self.search, self.budget = tag, search, budget
         # The sampler's seed goes on with the study's length: a resumed study is not asked its first trials again.
         base = fixed_seed if fixed_seed is not None else random.randrange(2**31)
         existing = open_study(tag, search, seed=0).get_trials(deepcopy=False) if journal(tag).exists() else []
-        self.study = open_study(tag, search, seed=base + len(existing), budget=budget)
+        self.study = open_study(tag, search, seed=base + len(existing) + offset, budget=budget)
         self.lock = threading.Lock()
-        self.reask()
+        self.reask(alive)
         self.todo = max(budget - counted(self.study.get_trials(deepcopy=False)), 0)
         self.distributions = distributions(search)
         self.reported = {}
         self.failed = 0  # trials whose run failed (a crash, a missing metric): not counted, reported
 
-    def reask(self):
+    def reask(self, alive):
         """Trials left running by a call that was stopped: failed, and their values asked again."""
         o = optuna()
         for trial in self.study.get_trials(deepcopy=False, states=(o.trial.TrialState.RUNNING,)):
-            self.study.tell(trial.number, state=o.trial.TrialState.FAIL)
-            self.study.enqueue_trial(trial.params, skip_if_exists=False)
+            if not alive(trial):
+                self.study.tell(trial.number, state=o.trial.TrialState.FAIL)
+                self.study.enqueue_trial(trial.params, skip_if_exists=False)
+
+    def job(self, number=None):
+        """One Job: a new trial, or (a Slurm task started again) the running trial `number`."""
+        if number is None:
+            with self.lock:
+                trial = self.study.ask(self.distributions)
+        else:
+            frozen = self.study.get_trials(deepcopy=False)[number]
+            trial = optuna().trial.Trial(self.study, frozen._trial_id)
+        return Job({**self.search.default, **trial.params}, trial=trial)
 
     def jobs(self):
         """Jobs, asked one at a time, up to what the budget has left."""
@@ -104,8 +117,7 @@ class Study:
                 if self.todo <= 0:
                     return
                 self.todo -= 1
-                trial = self.study.ask(self.distributions)
-            yield Job({**self.search.default, **trial.params}, trial=trial)
+            yield self.job()
 
     def watch(self, job):
         """Report the running trial's new epoch, if any; True when the pruner says stop it."""

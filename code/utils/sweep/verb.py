@@ -78,19 +78,23 @@ def searching(args, gpus, found):
         print(f"runtag: search {args.tag}: {found.method}, {args.trials or found.trials} trials toward "
               f"{found.goal} {found.metric}, pruning {found.prune}; {search.remaining(args.tag, found, budget)} to run")
         return 0
-    if args.backend == "slurm":
-        raise UserError("a search with --backend slurm is not built yet", "run it with --backend local or ray")
     if budget < 1:
         raise UserError(f"--trials {budget}", "give a number >= 1")
     repo, head = check_git(args.tag, args.file)
-    study = search.Study(args.tag, found, budget, runs.fixed_seed() if args.f else None)
-    print(f"runtag: search {args.tag}: {budget} trials, {budget - study.todo} finished or pruned already, "
-          f"{study.todo} to run", flush=True)
-    stopped = False
-    if study.todo:
+    stopped, failed = False, 0
+    if args.backend == "slurm":  # each array task asks and tells the study itself; this command exits
+        if backend("slurm").submit_search(args, found, budget, lambda: gitrepo.ensure_tag(repo, args.tag, head)):
+            return 0
+        study = None  # all trials counted: the table below
+    else:
+        study = search.Study(args.tag, found, budget, runs.fixed_seed() if args.f else None)
+        print(f"runtag: search {args.tag}: {budget} trials, {budget - study.todo} finished or pruned already, "
+              f"{study.todo} to run", flush=True)
+    if study and study.todo:
         pool = backend(args.backend).Pool(args, gpus)
         gitrepo.ensure_tag(repo, args.tag, head)
         stopped = drive(pool, study.jobs(), lambda combination: command(args, combination), total=study.todo, search=study)
+        failed = study.failed
     names = search.runs_of(args.tag, found)
     print(f"runtag: search {args.tag}: {len(names)} of {budget} trials finished or pruned", flush=True)
     if names:
@@ -100,7 +104,7 @@ def searching(args, gpus, found):
             table.build(list_name(args.tag), sort=("-" if found.goal == "max" else "") + found.metric)
         except UserError:  # the metric is not a column of the list's title: the table as it is
             table.build(list_name(args.tag))
-    return 130 if stopped else 1 if study.failed else 0
+    return 130 if stopped else 1 if failed else 0
 
 
 def check_flags(args):
