@@ -14,7 +14,11 @@ def writing(path):
     file in the same folder, fsync, rename), or not at all. Writers stream into it: a checkpoint
     of gigabytes needs no copy of itself in memory."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        err.filename = str(path)  # not the temporary's random name: the file the user knows
+        raise
     try:
         os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide results from the rest of the group
         with os.fdopen(fd, "wb") as f:
@@ -24,8 +28,8 @@ def writing(path):
         os.replace(tmp, path)
     except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
-        if isinstance(err, OSError) and err.filename is None:
-            err.filename = str(path)  # a failed write() names no file: "no space ... while writing <path>"
+        if isinstance(err, OSError) and err.filename in (None, tmp):
+            err.filename, err.filename2 = str(path), None  # a failed write() names no file: "no space ... while writing <path>"
         raise
 
 
@@ -56,6 +60,19 @@ def finite(obj):
     if isinstance(obj, (list, tuple)):
         return [finite(v) for v in obj]
     return obj
+
+
+def check_writable(*folders):
+    """Raise the OSError a write into each existing folder would meet (read-only, forbidden),
+    naming the folder, before a command starts what would fail half-way."""
+    for folder in filter(os.path.isdir, folders):
+        try:
+            fd, probe = tempfile.mkstemp(dir=folder, prefix=".runtag-probe.", suffix=".tmp")
+        except OSError as err:
+            err.filename = str(folder)
+            raise
+        os.close(fd)
+        os.unlink(probe)
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # code/, for `utils` and the experiment
 
-from utils.errors import UserError, report  # noqa: E402
+from utils.errors import UserError, environment, report  # noqa: E402
 
 VERBS = {  # verb: (module, function, one line of help)
     "run": ("utils.launch", "run", "tag the current commit and run it into the next free id"),
@@ -104,6 +104,11 @@ def main(argv=None):
     except BrokenPipeError:  # `expls | head`: the reader left, nothing is wrong
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as err:  # the backstop: a full disk, a read-only or forbidden file, in any verb
+        said = environment(err)
+        if said is None:
+            raise
+        return report(said)
 
 
 if __name__ == "__main__":

@@ -103,12 +103,13 @@ def tag_commit(repo, tag):
 
 
 def ensure_tag(repo, tag, head):
-    """Tag HEAD; a tag already on HEAD is reused (a repeat); one on another commit is refused."""
+    """Tag HEAD; a tag already on HEAD is reused (a repeat); one on another commit is refused.
+    True when this call made the tag (delete_tag undoes it when the start fails)."""
     marked = tag_commit(repo, tag)
     if marked is None:
         try:
             repo.git.tag("-a", tag, "-m", f"runtag: {tag}", head)
-            return
+            return True
         except git.GitCommandError:  # a concurrent `run` of the same tag made it first
             marked = tag_commit(repo, tag)
             if marked is None:
@@ -116,10 +117,22 @@ def ensure_tag(repo, tag, head):
     if marked != head:
         raise UserError(f"tag {tag!r} already marks commit {marked[:10]}, not this one",
                         f"`rerun {tag}` to run that commit again, or choose a new tag")
+    return False
+
+
+def delete_tag(repo, tag):
+    """Take back a tag this command made for a run that never started; quietly, as the failure
+    that made it necessary is what the user is told."""
+    try:
+        repo.git.tag("-d", tag)
+    except git.GitCommandError:
+        pass
 
 
 def require_commit(repo, commit, name):
     """The commit a run was made from must still exist to run it again."""
+    if not commit:  # a record of a run made outside git (main.py by hand) names none
+        raise UserError(f"{name} records no commit to run again", "start a new run with `run <tag>`")
     try:
         repo.git.cat_file("-e", f"{commit}^{{commit}}")
     except git.GitCommandError:

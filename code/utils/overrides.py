@@ -3,6 +3,7 @@ import ast
 import difflib
 import importlib.util
 import json
+import traceback
 import types
 
 from utils import paths
@@ -11,9 +12,18 @@ from utils.errors import UserError, shown
 
 def load_config(code_dir=paths.CODE):
     """config.py's assignments as a dict (modules and _private names left out)."""
-    spec = importlib.util.spec_from_file_location("runtag_config", code_dir / "config.py")
+    path = code_dir / "config.py"
+    spec = importlib.util.spec_from_file_location("runtag_config", path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    fix = "fix code/config.py (`python code/config.py` shows it)"
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as err:  # a file that is not UTF-8 comes as one too
+        raise UserError(f"{path} line {err.lineno}: {err.msg}", fix) from None
+    except Exception as err:  # noqa: BLE001 — the user's file: whatever it raises is theirs to fix, in one line
+        frames = [f.lineno for f in traceback.extract_tb(err.__traceback__) if f.filename == str(path)]
+        text = " ".join(str(err).split())[:120]
+        raise UserError(f"{path} line {frames[-1] if frames else '?'}: {type(err).__name__}: {text}", fix) from None
     return {k: v for k, v in vars(module).items()
             if not k.startswith("_") and not isinstance(v, types.ModuleType)}
 

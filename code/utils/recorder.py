@@ -130,8 +130,19 @@ class Recorder:
         self.reserve.release()  # room for this last record, whatever the disk holds now
         self.run.write(self.record)
         if status == "finished":
-            atomic.append_lines(paths.exper_list("finished"), [str(self.run)])
+            self.listed("finished")
         self.tee.close()  # stdout is the terminal's again
+
+    def listed(self, name):
+        """The finished run into an experiment list. A list that cannot be written (a full
+        __statistic__) is one line saying how to add it later; the run stays finished, exit 0."""
+        path = paths.exper_list(name)
+        try:
+            atomic.append_lines(path, [str(self.run)])
+        except OSError as err:
+            why = err.strerror.lower() if err.strerror else str(err)
+            self.say(f"runtag: {self.run} finished, but {path} could not be written ({why})"
+                     f" — free space (or fix the folder), then `record -l {name} {self.run}`")
 
     def hparams(self, metrics):
         """The run's hyperparameters and final metrics for TensorBoard's HParams dashboard."""

@@ -67,7 +67,7 @@ def write(list_name, records=None):
     if records is None:
         records = [rec for _, rec in record.load(record.read(list_name))]
     target = path(list_name)
-    old = target.read_text() if target.exists() else ""
+    old = record.read_text(target) if target.exists() else ""
     if old:
         parse(old, target)  # a damaged file is reported, not silently replaced
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -179,7 +179,7 @@ def columns(list_name, records=None):
     lines; without a file, what `title` would write (computed, not written)."""
     target = path(list_name)
     if target.exists():
-        data = parse(target.read_text(), target)
+        data = parse(record.read_text(target), target)
     else:
         if records is None:
             records = [rec for _, rec in record.load(record.read(list_name))]

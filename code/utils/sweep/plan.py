@@ -21,7 +21,7 @@ import yaml
 
 from utils import overrides
 from utils.sweep import space
-from utils.errors import UserError
+from utils.errors import UserError, undecodable
 
 
 def load(path, config):
@@ -31,6 +31,8 @@ def load(path, config):
     except OSError as err:
         raise UserError(f"cannot read sweep file {path}: {err.strerror}",
                         "give the path of a YAML file, e.g. code/sweeps/lr.yaml")
+    except UnicodeDecodeError as err:
+        raise undecodable(path, err) from None
     return parse(text, config, name=str(path))
 
 

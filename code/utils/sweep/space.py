@@ -99,6 +99,8 @@ def settings(mapping, where):
 
 def dimension(key, value, config, where, checked):
     """One key of the space: a list (choice, each value `checked` as plan does) or a distribution."""
+    if not isinstance(key, str):  # YAML's `0:` or `null:` key
+        raise UserError(f"{where} has key {shown(key)}, not a name", "keys are names from code/config.py")
     if key not in config:
         overrides.check({key: value}, config, where=where)  # unknown key: names the closest one
     if isinstance(value, list):
