@@ -1,7 +1,8 @@
 """run, continue, rerun: decide what to run and where, then start code/main.py on a run folder."""
 import argparse
 import os
-from contextlib import contextmanager
+import shutil
+from contextlib import contextmanager, suppress
 
 from utils import atomic, checkpoints, gitrepo, overrides, paths, process, runs, slurm, submit, tboard
 from utils.errors import UserError
@@ -19,12 +20,24 @@ def add_run(p):
 
 
 def add_processes(p):
-    p.add_argument("--nproc", type=int, metavar="N", help="processes (DDP); default: visible GPUs, else 1")
-    p.add_argument("--nnodes", type=int, default=1, metavar="N", help="machines taking part in this run")
+    p.add_argument("--nproc", type=count, metavar="N", help="processes (DDP); default: visible GPUs, else 1")
+    p.add_argument("--nnodes", type=count, default=1, metavar="N", help="machines taking part in this run")
     p.add_argument("--node-rank", type=int, default=0, metavar="R", help="this machine's rank, 0..nnodes-1")
     p.add_argument("--master", metavar="HOST:PORT", help="where node 0 listens (with --nnodes > 1)")
     p.add_argument("--slurm", action="store_true", help="submit it as a Slurm job and exit (flags below; see README, Slurm)")
     submit.add_options(p)
+
+
+def count(text):
+    """A number of processes or machines: a whole number >= 1 (0 and -1 are no default; torch
+    asserts on -1 only after the tag and the run exist)."""
+    try:
+        number = int(text)
+    except ValueError:
+        number = None
+    if number is None or number < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return number
 
 
 def slurm_params(args):
@@ -64,10 +77,26 @@ def run(args):
         head = repo.head.commit.hexsha
     elif args.m:  # not a mistake, but the user expected a commit: say there was none
         print(f"runtag: nothing to commit under code/; -m ignored, tagging HEAD {head[:10]} as it is", flush=True)
-    gitrepo.ensure_tag(repo, args.tag, head)
-    if params is not None:
-        return submitted(args, params, args.tag, job_argv(args, changes), f"a run of {args.tag} at {head[:10]} {changes or ''}")
-    return start(args, head, changes, parent, init, paths.root(), config)
+    made = gitrepo.ensure_tag(repo, args.tag, head)
+    with taken_back(repo, args.tag, made):
+        if params is not None:
+            return submitted(args, params, args.tag, job_argv(args, changes), f"a run of {args.tag} at {head[:10]} {changes or ''}")
+        return start(args, head, changes, parent, init, paths.root(), config)
+
+
+@contextmanager
+def taken_back(repo, tag, made):
+    """A failed start leaves no tag behind: one this command made is deleted again (with its
+    empty folder) when the start failed before any run of it exists (a full or read-only disk).
+    The run's own folder: runs.create and created() give it back."""
+    try:
+        yield
+    except BaseException:
+        if made and not runs.ids(tag):
+            gitrepo.delete_tag(repo, tag)
+            with suppress(OSError):
+                (paths.results() / tag).rmdir()  # only if empty
+        raise
 
 
 def start(args, commit, changes, parent, init, checkout, config):
@@ -162,6 +191,9 @@ def con(args):
     # (loading is not for here: gigabytes, and torch's import) and refuses, status kept, if none does.
     if not checkpoints.files(run.checkpoints):
         raise UserError(f"{run} has no checkpoint to continue from", f"`rerun {run}` to start it again")
+    atomic.check_writable(run.dir, run.checkpoints, run.tensorboard)  # read-only: one line, before main.py
+    for tmp in run.dir.glob(f".{runs.RECORD}.*.tmp"):  # a record write killed mid-way; the lock is ours
+        tmp.unlink(missing_ok=True)
     if params is not None:
         argv = ["continue", *(["--nproc", str(args.nproc)] if args.nproc else []), str(run)]
         return submitted(args, params, run.tag, argv, f"the continuation of {run}", name=str(run))
@@ -242,6 +274,10 @@ def created(run):
         yield
     except KeyboardInterrupt:
         run.conclude("interrupted", ("running",))
+        raise
+    except Exception:  # a full disk, a worktree that cannot be made: the run never started
+        if (run.read() or {}).get("pid") == os.getpid():  # main.py writes its own pid as it starts
+            shutil.rmtree(run.dir, ignore_errors=True)
         raise
 
 

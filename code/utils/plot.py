@@ -3,7 +3,7 @@ import hashlib
 import re
 from pathlib import Path
 
-from utils import paths, runs
+from utils import atomic, paths, runs
 from utils.errors import UserError
 from utils.statistic import record, scalars
 
@@ -47,7 +47,8 @@ def curves(specs, metric="val/acc", out=None):
     axes.legend(fontsize="small")
     out = Path(out) if out else default_path(metric, specs)
     out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=120, format="png")
+    with atomic.writing(out) as f:  # a full disk leaves no half a PNG, and the message names it
+        figure.savefig(f, dpi=120, format="png")
     return out, figure
 
 

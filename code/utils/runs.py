@@ -9,6 +9,7 @@ import fnmatch
 import json
 import os
 import secrets
+import shutil
 import socket
 import sys
 from dataclasses import dataclass
@@ -125,7 +126,6 @@ def create(tag, commit, command, overrides, seed, fixed, parent=None, extra=None
     """Claim the tag's next free id, lock its folder for this process (and the run it starts),
     and write its first record (status `running`). Returns (run, record)."""
     run = Run(tag, allocate(tag))
-    run.lock()
     record = {
         "version": VERSION, "tag": tag, "id": run.id, "status": "running",
         "commit": commit, "command": command,
@@ -137,7 +137,12 @@ def create(tag, commit, command, overrides, seed, fixed, parent=None, extra=None
         "versions": {"python": sys.version.split()[0]},
         **(extra or {}),
     }
-    run.write(record)
+    try:
+        run.lock()
+        run.write(record)
+    except BaseException:  # a full or read-only disk: a claimed folder without its record is no run
+        shutil.rmtree(run.dir, ignore_errors=True)
+        raise
     return run, record
 
 

@@ -89,7 +89,11 @@ def start(source, shows):
             start_new_session=True)
     state = {"pid": proc.pid, "port": port, "url": f"http://127.0.0.1:{port}/", "shows": shows,
              "started": runs.now(), "started_s": time.time()}
-    atomic.write_json(folder() / "state.json", state)
+    try:
+        atomic.write_json(folder() / "state.json", state)
+    except OSError:  # a full __statistic__: no TensorBoard nobody could find to stop
+        os.killpg(proc.pid, signal.SIGTERM)
+        raise
     return state
 
 

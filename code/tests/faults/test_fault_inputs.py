@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -357,3 +358,94 @@ def test_generated_command_lines_are_one_line_mistakes_and_write_nothing(lab):
 
     check()
     print(f"{len(seen)} generated command lines, {seen.count(0)} exit 0, {seen.count(2)} exit 2")
+
+
+# ---- generated sweep files (issue 23) --------------------------------------------------------
+
+scalar = st.none() | st.booleans() | st.integers() | st.integers(10**18, 10**30) | st.floats() | st.text(max_size=8)
+yaml_value = st.recursive(scalar, lambda inner: st.lists(inner, max_size=3)
+                          | st.dictionaries(scalar.filter(lambda k: k == k), inner, max_size=3), max_leaves=8)
+sweep_key = st.sampled_from(KEYS + ["default", "search", "nosuch", "lr ", ""]) | st.integers() | st.none() | st.booleans()
+sweep_value = st.one_of(
+    yaml_value,
+    st.lists(st.sampled_from([0.1, 1e-3, "1e-3", "adam", "sgd", 2, -1, None, True, [1], {"a": 1}, 10**40]), max_size=3),
+    st.builds(lambda f, a, b, opt: f"{f}({a}, {b}{opt})", st.sampled_from(["uniform", "loguniform", "int", "normal", ""]),
+              st.sampled_from(["0", "1", "-1", "1e-4", "0.1", "nan", "inf", "1e999", "x", "16", "10**400", "[]"]),
+              st.sampled_from(["0", "1", "0.5", "128", "-inf", "True", "'a'", "2**99"]),
+              st.sampled_from(["", ", step=16", ", step=0", ", step=-1", ", log=true", ", log=1", ", step=1.5", ", x=1"])),
+)
+documents = st.dictionaries(sweep_key, sweep_value, max_size=4) | yaml_value
+search_settings = st.dictionaries(
+    st.sampled_from(["method", "trials", "metric", "goal", "prune", "grace", "eta", "other"]),
+    st.sampled_from(["grid", "random", "tpe", "max", "min", "median", "asha", "none", "best/val_acc", "val/acc",
+                     0, 1, 3, -1, 10**30, 2.5, None, True, [], {}]), max_size=7) | yaml_value
+search_files = st.builds(lambda s, d, rest: [{"search": s, **({"default": d} if d is not None else {})}, *rest],
+                         search_settings, st.none() | st.dictionaries(sweep_key, scalar, max_size=2),
+                         st.lists(documents, max_size=2))
+sweep_texts = st.one_of(
+    st.lists(documents, max_size=3).map(lambda docs: yaml.safe_dump_all(docs, allow_unicode=True)),
+    search_files.map(lambda docs: yaml.safe_dump_all(docs, allow_unicode=True)),
+    st.text(max_size=80),
+    st.sampled_from(["- a: 1\n- b: 2\n", "[[1, [2]]]", "~", "1: [0.1]\n", "lr: !!python/object:os.system x\n",
+                     "lr: &a [*a]\n", "epochs: [99999999999999999999999999]\n", "search: {method: grid}\n---\nlr: [1]\n",
+                     "search:\n  metric: best/val_acc\n---\nlr: uniform(1, 0)\n", "default: [1]\n---\nlr: [1]\n"]),
+)
+
+
+def sweep_plan(text):
+    from utils.sweep import plan
+    return plan.parse(text, CONFIG, name="gen.yaml")
+
+
+def test_generated_sweep_files_parse_or_are_refused(lab):
+    """300 sweep files: documents of wrong types (lists of mappings, nested lists, null, numbers
+    as keys, huge integers), `search:` documents with bad settings and distributions, any text.
+    Each is refused in one line or gives combinations (or a search) of checked overrides."""
+    from utils.sweep import space
+
+    def holds(_, found):
+        if isinstance(found, space.Search):
+            assert found.trials >= 1 and found.space and all(isinstance(k, str) for k in found.space)
+        else:
+            assert found and all(isinstance(c, dict) and all(k in CONFIG for k in c) for c in found)
+
+    generated(sweep_texts, 300, sweep_plan, holds, "sweep files")
+
+
+def test_generated_sweep_file_bytes_are_read_or_refused(lab, tmp_path):
+    """100 files of bytes (not UTF-8 among them, a BOM, NULs) through plan.load: read or one line."""
+    from utils.sweep import plan
+    seen = []
+
+    @settings(max_examples=100, **QUIET)
+    @given(st.binary(max_size=40) | st.builds(lambda t, b: t.encode() + b, sweep_texts, st.binary(max_size=4)))
+    def check(data):
+        path = tmp_path / "gen.yaml"
+        path.write_bytes(data)
+        seen.append(accepted(plan.load, path, CONFIG)[1])
+
+    check()
+    print(f"{len(seen)} generated sweep file bytes, {sum(seen)} accepted")
+
+
+@pytest.mark.slow
+def test_generated_sweep_files_through_the_cli_are_one_line_or_a_plan(lab, tmp_path):
+    """25 generated sweep files through `sweep --dry-run` (a subprocess each): exit 0 or one line,
+    exit 2; never a traceback, nothing written."""
+    before = snapshot(lab)
+    seen = []
+
+    @settings(max_examples=25, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture], **QUIET)
+    @given(sweep_texts | st.binary(max_size=30))
+    def check(data):
+        path = tmp_path / "gen.yaml"
+        path.write_bytes(data if isinstance(data, bytes) else data.encode())
+        out = lab.cli("sweep", "gen", path, "--dry-run")
+        seen.append(out.returncode)
+        assert "Traceback" not in out.stderr, out.stderr[-2000:]
+        if out.returncode != 0:
+            assert_one_line_mistake(out)
+        assert snapshot(lab) == before
+
+    check()
+    print(f"{len(seen)} generated sweep files through the CLI, {seen.count(0)} exit 0, {seen.count(2)} exit 2")
