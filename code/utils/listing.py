@@ -3,6 +3,7 @@
 Both read only the runs' statistic.json (and, for expls, the tags' commits from git), so
 they work while runs are going, and on a copy of __result__ without the repository.
 """
+import math
 import subprocess
 
 from utils import checkpoints, paths, runs, slurm, submit
@@ -13,14 +14,16 @@ def add_expls(p):
 
 
 def expls(args):
-    """One line per tag: its runs, how many finished, the commit, its date and subject."""
+    """One line per tag: its runs (every run folder, a damaged record's too: it is named on
+    stderr), how many finished, the commit, its date and subject."""
     commits = tagged_commits()
     rows = [("TAG", "RUNS", "FINISHED", "COMMIT", "DATE", "SUBJECT")]
     for tag in runs.tags():
-        records = [r for _, r in runs.records(runs.of(tag)) if r]
+        found = runs.records(runs.of(tag))
+        records = [r for _, r in found if r]
         sha, date, subject = commits.get(tag) or (first(records, "commit"), "", "")
         finished = sum(r.get("status") == "finished" for r in records)
-        rows.append((tag, len(records), finished, (sha or "-")[:10], date or "-", subject or "-"))
+        rows.append((tag, len(found), finished, (sha or "-")[:10], date or "-", subject or "-"))
     print(columns(rows))
 
 
@@ -39,7 +42,8 @@ def expels(args):
     queue = slurm.queue_of([record for _, record in found])
     for run, record in found:
         if record is None:
-            rows.append((run, "damaged", "-", checkpoints.newest(run.checkpoints) or "-", "-", "-", f"{runs.RECORD} missing or unreadable"))
+            why = runs.damage(run) or "is missing"
+            rows.append((run, "damaged", "-", checkpoints.newest(run.checkpoints) or "-", "-", "-", f"{runs.RECORD} {why}"))
             continue
         rows.append((run, runs.status(record, queue), f"{record.get('epoch', 0)}/{record.get('epochs') or '?'}",
                      checkpoints.newest(run.checkpoints) or "-", best(record), duration(record.get("duration_s") or 0),
@@ -69,7 +73,7 @@ def tag_words(runs_too=False, unfinished=False):
     for tag in runs.tags():
         found = runs.of(tag)
         if unfinished:
-            found = [run for run, record in runs.records(found) if (record or {}).get("status") != "finished"]
+            found = [run for run, record in runs.records(found, quiet=True) if (record or {}).get("status") != "finished"]
             words += [tag, *map(str, found)] if found else []
         else:
             words += [tag, *(map(str, found) if runs_too else [])]
@@ -97,6 +101,8 @@ def first(records, key):
 def best(record):
     """The deciding metric at the best epoch, e.g. `val/acc 0.9731 @12`."""
     name = (record.get("hparams") or {}).get("best_metric", "")
+    if not isinstance(name, str):  # hparams are the user's config: any JSON value
+        return "-"
     value = record.get("metrics", {}).get(f"best/{name.replace('/', '_')}")
     if value is None:
         return "-"
@@ -105,6 +111,8 @@ def best(record):
 
 
 def duration(seconds):
+    if not math.isfinite(seconds):  # json reads Infinity and NaN too
+        return "-"
     m, s = divmod(int(round(seconds)), 60)
     h, m = divmod(m, 60)
     return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s" if m else f"{s}s"

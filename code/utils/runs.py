@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from utils import atomic, paths, process, runlock, slurm
+from utils import atomic, paths, runlock, schema, slurm
+from utils.schema import damage, load, parsed  # noqa: F401 (runs.load: the one reader of records)
 from utils.errors import UserError
 
 VERSION = 1
@@ -53,7 +54,8 @@ class Run:
 
     @classmethod
     def at(cls, folder):
-        """The run whose folder this is; a path outside this project's __result__ is a mistake."""
+        """The run whose folder this is; a path outside this project's __result__ is a mistake.
+        Both sides resolved: __result__ may be a link to another disk."""
         folder = Path(folder).resolve()
         if not (is_id(folder.name) and folder.parent.parent == paths.results()):
             raise UserError(f"{folder} is not a run folder __result__/<tag>/<id> of this project",
@@ -89,12 +91,15 @@ class Run:
         self.write(record)
         return record
 
-    def conclude(self, status, unless_now):
-        """Set the status the run's processes could not record, when the record still says one of `unless_now`."""
+    def conclude(self, status, unless_now, **fields):
+        """Set the status the run's processes could not record (and `fields`), when the record still
+        says one of `unless_now`. True if it did."""
         record = self.read()
         if record and record["status"] in unless_now:
-            record.update(status=status, end=now())
+            record.update(status=status, end=now(), **fields)
             self.write(record)
+            return True
+        return False
 
     def lock(self, pid=None):
         """Hold the folder's lock (utils/runlock.py) for this process and its children; its descriptor."""
@@ -106,20 +111,15 @@ def encode(record):
     return atomic.json_text(record).encode()
 
 
-def load(path):
-    """A statistic.json's record, or None. Plain strings, not pathlib: it is most of the time of
-    reading 10,000 records."""
-    try:
-        with open(path, "rb") as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
+def warned(run):
+    """True once this command has warned that the record of this run is damaged."""
+    return f"{paths.results()}/{run}/{RECORD}" in paths.SAID
 
 
-def records(runs):
+def records(runs, quiet=False):
     """[(run, record or None)] of Runs, or of names `tag/id`, read as fast as the files allow."""
     base = str(paths.results())
-    return [(run, load(f"{base}/{run}/{RECORD}")) for run in runs]
+    return [(run, load(f"{base}/{run}/{RECORD}", str(run), quiet)) for run in runs]
 
 
 def create(tag, commit, command, overrides, seed, fixed, parent=None, extra=None):
@@ -172,13 +172,15 @@ def fixed_seed():
 
 
 def status(record, queue=None):
-    """The record's status, but `dead` for a run that says `running` whose process is gone from this
-    host; for a run in a Slurm job, with `queue` (slurm.queue_of), as the job's state corrects it."""
+    """The record's status, but `dead` for a run that says `running` on this host while nobody holds
+    its folder's lock (runlock.py: the kernel's word, whatever the pid, which a reboot may have given
+    to another process); for a run in a Slurm job, with `queue` (slurm.queue_of), as the job's state
+    corrects it."""
     job = record.get("slurm_job_id")
     if job and queue is not None and record.get("status") in slurm.ASKED:
         return slurm.live_status(record["status"], queue.get(str(job)))
     if record.get("status") == "running" and record.get("host") == socket.gethostname() \
-            and not process.alive(record.get("pid")) and not runlock.locked(Run.of(record).dir):
+            and not runlock.locked(Run.of(record).dir):
         return "dead"
     return record.get("status")
 
@@ -186,11 +188,11 @@ def status(record, queue=None):
 # Naming runs: `tag` (all its runs), `tag/id`, or a quoted glob of tags (`'lr*'`, `'lr*/0'`).
 
 def tags():
-    """The tags that have a folder under __result__, sorted; one directory read."""
+    """The tags that have a folder under __result__, sorted; one directory read. An entry that
+    cannot be read (a symlink loop) is skipped with a warning, never hides the others."""
     try:
-        with os.scandir(paths.results()) as entries:
-            return sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
-    except OSError:
+        return sorted(paths.subfolders(paths.results()))
+    except OSError:  # no __result__ yet
         return []
 
 
@@ -254,7 +256,10 @@ def one(spec, choose=lambda runs: runs[-1]):
         raise UserError(f"{spec!r} names runs of {len(matched)} tags: {', '.join(matched[:4])}"
                         f"{' ...' if len(matched) > 4 else ''}", "name one tag, or one run tag/id")
     run = runs[0] if "/" in spec else choose(runs)
-    record = run.read()
+    record = load(run.dir / RECORD, str(run), quiet=True, required=schema.TO_START)
     if record is None:
-        raise UserError(f"the record of {run} is missing or damaged", "choose another run")
+        why = damage(run)
+        if why:
+            raise UserError(f"the record of {run} {why} ({run.dir / RECORD})", "fix or delete it, or choose another run")
+        raise UserError(f"the record of {run} is missing", "choose another run")
     return run, record
