@@ -140,7 +140,7 @@ def log(tag, job, suffix):
 
 def submitted(tag):
     """[{"job", "argv", "overrides", "submitted"}] of the tag, oldest first; [] if none."""
-    found = runs.load(folder(tag) / "submitted.json")
+    found = runs.parsed(folder(tag) / "submitted.json")
     return found if isinstance(found, list) else []
 
 
