@@ -12,7 +12,7 @@ ORDER = """
     runs checkpoints gitrepo
     statistic.record statistic.title statistic.table statistic.scalars statistic
     recorder tboard plot diff submit listing launch
-    sweep sweep.space sweep.plan sweep.job sweep.search sweep.drive sweep.local sweep.raypool sweep.slurmarray sweep.verb
+    sweep sweep.space sweep.plan sweep.job sweep.owner sweep.resume sweep.search sweep.drive sweep.local sweep.raypool sweep.slurmarray sweep.verb
     cli
 """.split()
 RANK = {f"utils.{name}": n for n, name in enumerate(ORDER)}

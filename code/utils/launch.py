@@ -282,7 +282,15 @@ def created(run):
 
 
 def report_name(run):
-    """Tell a sweep (utils/sweep) the name of the run it started: it passes a file to write it to."""
+    """Tell a sweep the name of the run it started: on the pipe it passes (utils/sweep/job.py),
+    or in the file a Slurm task names (utils/submit.py)."""
+    fd = os.environ.pop("RUNTAG_NAME_FD", None)  # popped: main.py has no such descriptor
+    if fd:
+        try:
+            os.write(int(fd), f"{run}\n".encode())
+            os.close(int(fd))
+        except (OSError, ValueError):
+            pass  # the sweep is gone, killed: its SIGTERM (parent-death) ends this run `interrupted`
     target = os.environ.get("RUNTAG_NAME_FILE")
     if target:
         atomic.write_text(target, f"{run}\n")

@@ -47,7 +47,7 @@ def line(kind, job):
     trial = f"trial {job.trial.number}  " if job.trial is not None else ""
     text = f"{job.name or '(no run)'}  {trial}{overrides.argv(job.overrides)}"
     if kind == "start":
-        return f"START {text}"
+        return f"START {text}" + ("  (continued from its newest checkpoint)" if job.resume else "")
     if job.pruned:
         return f"PRUNE {text}  (after epoch {(runs.Run.parse(job.name).read() or {}).get('epoch', '?')})"
     if job.rc == 0:

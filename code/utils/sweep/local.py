@@ -62,7 +62,7 @@ class Pool:
                 if job is None:
                     return
                 try:
-                    child = Child(cmd(job.overrides), env, paths.root())
+                    child = Child(cmd(job), env, paths.root())
                 except OSError as err:  # no run: say so, and go on with the next
                     job.rc, job.why = 1, str(err)
                     events.put(("end", job))

@@ -51,15 +51,16 @@ def reachable(address):
                         f"start one there (`ray start --head --port {port}`) or check the address") from None
 
 
-def ray_task(cmd, cwd):
-    """On a Ray node: the run subprocess, as the local pool starts it; yields its events."""
+def ray_task(cmd, cwd, name=None):
+    """On a Ray node: the run subprocess, as the local pool starts it; yields its events.
+    `name`: the run it continues, if it does (`con` does not say it, being told it)."""
     # Ray's workers block SIGINT, and a child inherits the mask: it would never see a Ctrl-C.
     blocked = signal.pthread_sigmask(signal.SIG_SETMASK, set())
     try:
         child = Child(cmd, dict(os.environ), cwd)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-    job = Job({})
+    job = Job({}, name=name)
     try:
         for kind in child.follow(job):
             yield kind, job.name, job.rc, job.seconds, job.why
@@ -112,7 +113,7 @@ class Pool:
                     job = next(todo, None)
                     if job is None:
                         break
-                    task = self.task.remote(cmd(job.overrides), str(paths.root()))
+                    task = self.task.remote(cmd(job), str(paths.root()), job.name if job.resume else None)
                     self.tasks[task] = job
                     pending.append(task)
                 if not pending:

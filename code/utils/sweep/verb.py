@@ -4,13 +4,13 @@ list sweep-<tag> and its table."""
 import importlib
 import re
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from utils import gitrepo, overrides, paths, runs
 from utils.errors import UserError
-from utils.sweep import plan, space
+from utils.sweep import owner, plan, resume, space
 from utils.sweep.drive import drive
-from utils.sweep.job import Job
 
 BACKENDS = {"local": "utils.sweep.local", "ray": "utils.sweep.raypool", "slurm": "utils.sweep.slurmarray"}  # name: module (see __init__.py)
 
@@ -26,6 +26,8 @@ def add_sweep(p):
     p.add_argument("--per-gpu", type=int, metavar="K", help="runs at once on each GPU (default 1)")
     p.add_argument("--dry-run", action="store_true",
                    help="print the combinations that would run; run nothing (any file: uncommitted, outside code/)")
+    p.add_argument("--wait", action="store_true",
+                   help="if another `sweep` of the tag is running, wait for it to end, then go on (else: refused)")
     p.add_argument("--trials", type=int, metavar="N",
                    help="a search's budget, instead of the file's `trials:` (raise it to go on searching)")
     p.add_argument("--backend", choices=tuple(BACKENDS), default="local",
@@ -46,23 +48,37 @@ def sweep(args):
         raise UserError(f"--trials with {args.file}, a grid", "--trials sets the budget of a file with `search:`")
     if args.dry_run:  # writes nothing, so any file may be tried first, committed or not
         gitrepo.check_tag_name(args.tag)  # the tag names a folder that is read
-        for combination in to_run(args.tag, combinations):
-            print("  " + overrides.argv(combination))
+        for job in resume.to_run(args.tag, combinations, wait=False):
+            print(f"  {'con ' + job.name + '  ' if job.resume else ''}{overrides.argv(job.overrides)}")
         return 0
-    repo, head = check_git(args.tag, args.file)
-    todo = to_run(args.tag, combinations)
+    with driving(args) as (repo, head):
+        return grid(args, gpus, combinations, repo, head)
+
+
+def grid(args, gpus, combinations, repo, head):
+    """The sweep's own: what is left after what earlier sweeps left, run, and the summary."""
+    jobs = resume.to_run(args.tag, combinations)
     chosen = backend(args.backend)
-    if todo and hasattr(chosen, "submit_runs"):  # handed to a scheduler: this command does not wait
-        return chosen.submit_runs(args, todo, lambda: gitrepo.ensure_tag(repo, args.tag, head))
-    jobs = [Job(c) for c in todo]
+    if jobs and hasattr(chosen, "submit_runs"):  # handed to a scheduler: this command does not wait
+        return chosen.submit_runs(args, [job.overrides for job in jobs], lambda: gitrepo.ensure_tag(repo, args.tag, head))
     stopped = False
     if jobs:
         pool = chosen.Pool(args, gpus)
         gitrepo.ensure_tag(repo, args.tag, head)  # here, once: concurrent runs would race to create it
-        stopped = drive(pool, jobs, lambda combination: command(args, combination))
+        stopped = drive(pool, jobs, lambda job: command(args, job))
     failed = [job for job in jobs if job.rc not in (None, 0)]  # None: never started, the sweep was stopped
     summarise(args.tag, combinations, failed)
     return 130 if stopped else 1 if failed else 0
+
+
+@contextmanager
+def driving(args):
+    """`run`'s git rules checked, then the sweep of the tag owned (utils/sweep/owner.py) by this
+    driver, which outlives its terminal; yields (repo, HEAD). Checked again after a --wait."""
+    repo, head = check_git(args.tag, args.file)
+    owner.outlive_terminal()
+    with owner.owned(args.tag, args.wait) as waited:
+        yield check_git(args.tag, args.file) if waited else (repo, head)
 
 
 def searching(args, gpus, found):
@@ -80,7 +96,13 @@ def searching(args, gpus, found):
         return 0
     if budget < 1:
         raise UserError(f"--trials {budget}", "give a number >= 1")
-    repo, head = check_git(args.tag, args.file)
+    with driving(args) as (repo, head):
+        return search_owned(args, gpus, found, budget, repo, head)
+
+
+def search_owned(args, gpus, found, budget, repo, head):
+    from utils.sweep import search
+
     stopped, failed = False, 0
     if args.backend == "slurm":  # each array task asks and tells the study itself; this command exits
         if backend("slurm").submit_search(args, found, budget, lambda: gitrepo.ensure_tag(repo, args.tag, head)):
@@ -93,13 +115,14 @@ def searching(args, gpus, found):
     if study and study.todo:
         pool = backend(args.backend).Pool(args, gpus)
         gitrepo.ensure_tag(repo, args.tag, head)
-        stopped = drive(pool, study.jobs(), lambda combination: command(args, combination), total=study.todo, search=study)
+        stopped = drive(pool, study.jobs(), lambda job: command(args, job), total=study.todo, search=study)
         failed = study.failed
     names = search.runs_of(args.tag, found)
     print(f"runtag: search {args.tag}: {len(names)} of {budget} trials finished or pruned", flush=True)
     if names:
-        from utils.statistic import record, table
+        from utils.statistic import record, table, title
         record.add(list_name(args.tag), names)
+        title.write(list_name(args.tag))  # from all of its runs, not only those of the first call
         try:
             table.build(list_name(args.tag), sort=("-" if found.goal == "max" else "") + found.metric)
         except UserError:  # the metric is not a column of the list's title: the table as it is
@@ -157,39 +180,26 @@ def check_committed(repo, file):
                         f"commit it first ({add} {name} && git commit); --dry-run reads it uncommitted")
 
 
-def command(args, combination):
+def command(args, job):
+    """The job's `run` command, or `continue` of the interrupted run it goes on with."""
     cli = paths.root() / "code" / "utils" / "cli.py"
-    return [sys.executable, str(cli), "run", *(["-f"] if args.f else []), args.tag, *overrides.words(combination)]
-
-
-def to_run(tag, combinations):
-    """The combinations without a finished run under the tag, announced in one line."""
-    finished = finished_runs(tag)
-    todo = [c for c in combinations if overrides.canonical(c) not in finished]
-    print(f"runtag: sweep {tag}: {len(combinations)} combinations, "
-          f"{len(combinations) - len(todo)} finished already, {len(todo)} to run", flush=True)
-    return todo
-
-
-def finished_runs(tag):
-    """{canonical overrides: [tag/id, ...]} of the tag's finished runs, oldest first."""
-    found = {}
-    for run, record in runs.records(runs.of(tag)):
-        if record and record.get("status") == "finished":
-            found.setdefault(overrides.canonical(record.get("overrides") or {}), []).append(str(run))
-    return found
+    if job.resume:
+        return [sys.executable, str(cli), "continue", job.name]
+    return [sys.executable, str(cli), "run", *(["-f"] if args.f else []), args.tag, *overrides.words(job.overrides)]
 
 
 def summarise(tag, combinations, failed):
-    """The sweep's finished runs into list sweep-<tag>, and its table, as `table` builds it."""
-    from utils.statistic import record, table
+    """The sweep's finished runs into list sweep-<tag>, and its table, as `table` builds it. The
+    title is written again from every run of the list: a first call stopped early saw fewer."""
+    from utils.statistic import record, table, title
 
-    found = finished_runs(tag)
+    found = resume.finished_runs(tag)
     names = [found[key][-1] for key in map(overrides.canonical, combinations) if key in found]
     print(f"runtag: sweep {tag}: {len(names)} of {len(combinations)} combinations finished"
           + (f", {len(failed)} failed or interrupted now" if failed else ""), flush=True)
     if names:
         record.add(list_name(tag), names)
+        title.write(list_name(tag))
         table.build(list_name(tag))
 
 
