@@ -140,7 +140,9 @@ def test_a_damaged_record_is_named_and_skipped(here):
     shutil.copytree(here.run_dir("lra", 0), broken)
     try:
         (broken / "statistic.json").write_text('{"version": 1, "tag": "bro')  # cut mid-write
-        record.add("damaged", ["lra/0", "broken/0", "lrb/0"])
+        listed = record.list_path("damaged")  # written by hand: `record` refuses a damaged run (issue 23)
+        listed.parent.mkdir(parents=True, exist_ok=True)
+        listed.write_text("lra/0\nbroken/0\nlrb/0\n")
         out = here.cli("table", "damaged", check=True)
         assert "broken/0" in out.stderr and "missing or damaged" in out.stderr
         assert list(csv(here, "damaged")["run"]) == ["lra/0", "lrb/0"]
