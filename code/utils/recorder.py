@@ -183,9 +183,9 @@ class Recorder:
 
 
 def no_space(err):
-    """The ENOSPC error among err and the errors it was raised while handling, or None."""
+    """The ENOSPC (or EDQUOT) error among err and the errors it was raised while handling, or None."""
     while err is not None:
-        if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):  # a quota is a full disk too
             return err
         err = err.__context__
     return None
