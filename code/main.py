@@ -185,6 +185,7 @@ def main(argv=None):
         status = run_to_end(rec, args, record, resume)
         return status
     finally:  # whichever way the run ended; together only when every rank finished
+        signals.disarm()
         distributed.teardown(together=status == 0)
 
 

@@ -127,6 +127,26 @@ def barrier():
         dist.barrier()
 
 
+def agent(argv):
+    """torch.distributed.run with argv, as `run` starts it for several processes (utils/process.py),
+    its ends an exit status instead of a traceback: stopped by a signal (passed on to every rank,
+    which records the stop) 130, as main.py; a rank killed by signal N (SIGKILL: out of memory,
+    say) 128+N, for the launcher to record the run `killed`. A rank that failed otherwise: as before."""
+    from torch.distributed import run
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    try:
+        run.main(argv)
+    except SignalException:
+        return 130
+    except ChildFailedError as err:
+        code = err.get_first_failure()[1].exitcode
+        if code >= 0:
+            raise
+        return 128 - code
+    return 0
+
+
 def bar_disabled():
     """tqdm's `disable`: None (auto: on when stderr is a terminal) on rank 0, off elsewhere."""
     return None if is_main() else True

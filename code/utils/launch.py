@@ -2,6 +2,7 @@
 import argparse
 import os
 import shutil
+import sys
 from contextlib import contextmanager, suppress
 
 from utils import atomic, checkpoints, gitrepo, overrides, paths, process, runs, slurm, submit, tboard
@@ -251,7 +252,8 @@ def unfinished(spec):
 
 def execute(checkout, run, resume=False, nproc=None, args=None, threads=None):
     """Start the checkout's main.py on the run's folder (see utils/process.py), wait, and set the
-    status its processes could not: stopped before Python could say so, or a crashed DDP rank."""
+    status its processes could not: stopped before Python could say so, killed outright (SIGKILL),
+    or a crashed DDP rank."""
     nodes = {"nnodes": args.nnodes, "node_rank": args.node_rank, "master": args.master} if args else {}
     nproc = process.processes(nproc)
     cmd = process.command(checkout, run and run.dir, resume, nproc, **nodes)
@@ -260,9 +262,26 @@ def execute(checkout, run, resume=False, nproc=None, args=None, threads=None):
         if run:
             run.conclude("interrupted", ("running",))
         return 128 + stopped
-    if run and rc not in (0, 2) and (nproc > 1 or nodes.get("nnodes", 1) > 1):  # a rank crashed (2: a mistake, said by rank 0)
+    ddp = nproc > 1 or nodes.get("nnodes", 1) > 1
+    if run and rc == 130:  # stopped, not through us: main.py records it, unless it was still starting
+        run.conclude("interrupted", ("running",))
+    elif run and process.killed_by(rc):
+        killed(run, process.killed_by(rc), ddp)
+    elif run and rc not in (0, 2) and ddp:  # a rank crashed (2: a mistake, said by rank 0)
         run.conclude("failed", ("running", "interrupted"))
     return rc
+
+
+def killed(run, name, ddp):
+    """The run's process (a rank) killed outright, by SIGKILL say, while we live: recorded, and said
+    in one line. Under DDP the other ranks were stopped by torch.distributed.run: their `interrupted`
+    or `failed` is a consequence."""
+    if not run.conclude("killed", ("running", "interrupted", "failed") if ddp else ("running",), signal=name):
+        return  # it had recorded its end (finished, say) before it died
+    why = " (out of memory?)" if name == "SIGKILL" else ""
+    then = (f"`con {run}` goes on from its last checkpoint" if checkpoints.files(run.checkpoints)
+            else f"it had no checkpoint yet: `rerun {run}` starts it again")
+    print(f"runtag: {run} was killed by {name}{why} — {then}", file=sys.stderr, flush=True)
 
 
 @contextmanager

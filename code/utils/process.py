@@ -83,19 +83,35 @@ def gpus():
     return 0
 
 
+# torch.distributed.run, through utils/distributed.py's agent(): its ends are exit statuses, not
+# tracebacks. sys.path[0] is the checkout's code/, so that the import is of that commit's file.
+AGENT = "import sys; sys.path[0] = sys.argv.pop(1); from utils import distributed; sys.exit(distributed.agent(sys.argv[1:]))"
+
+
+def agent(checkout):
+    return [sys.executable, "-c", AGENT, str(checkout / "code")]
+
+
 def command(checkout, run_dir, resume, nproc, nnodes=1, node_rank=0, master=None):
     main = [str(checkout / "code" / "main.py")]
     main += ["--run-dir", str(run_dir)] if run_dir else []  # other nodes get it from rank 0
     main += ["--resume"] if resume else []
     if nproc == 1 and nnodes == 1:
         return [sys.executable, *main]
-    launcher = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}", f"--nnodes={nnodes}"]
+    launcher = [*agent(checkout), f"--nproc-per-node={nproc}", f"--nnodes={nnodes}"]
     if nnodes == 1:
         launcher.append("--standalone")  # a rendezvous on a free local port
     else:
         host, _, port = master.rpartition(":")
         launcher += [f"--node-rank={node_rank}", f"--master-addr={host}", f"--master-port={port}"]
     return [*launcher, *main]
+
+
+def relayed(cmd, signum):
+    """The signal passed on to the run. To torch.distributed.run, SIGTERM: it passes it on to every
+    rank, and a rank still starting up (before main.py's handler) ends silently, where SIGINT's
+    KeyboardInterrupt prints a traceback per process. main.py takes both the same way."""
+    return signal.SIGTERM if AGENT in cmd else signum
 
 
 def train(cmd, threads=None, lock=None):
@@ -107,7 +123,7 @@ def train(cmd, threads=None, lock=None):
     def forward(signum):
         stopped.append(signum)
         if group:
-            group[0].signal(signum)
+            group[0].signal(relayed(cmd, signum))
 
     # Before the child exists: a Ctrl-C from here on is never lost. A closed terminal (SIGHUP)
     # stops nothing: we and the run (which inherits the ignoring) go on; the run's log keeps it all.
@@ -118,13 +134,22 @@ def train(cmd, threads=None, lock=None):
                 group.append(Group(cmd, env=environment(threads), pass_fds=[lock] if lock else [],
                                    preexec_fn=die_with_parent(os.getpid())))
                 if stopped:  # arrived while it was being started
-                    group[0].signal(stopped[0])
+                    group[0].signal(relayed(cmd, stopped[0]))
             rc = group[0].wait() if group else 128 + stopped[0]
     finally:
         signal.signal(signal.SIGHUP, hup)
         if group:
             group[0].signal(signal.SIGKILL)  # nothing of the run outlives it
     return rc, (stopped[0] if stopped else None)
+
+
+def killed_by(rc):
+    """The name of the signal (SIGKILL) that an exit status 128+N says killed the run's processes
+    (for several, a rank: see distributed.agent), or None. 130 is main.py's own `interrupted`."""
+    try:
+        return signal.Signals(rc - 128).name if rc > 128 and rc != 130 else None
+    except ValueError:
+        return None
 
 
 def environment(threads):

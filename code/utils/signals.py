@@ -50,6 +50,14 @@ def arm():
     check()
 
 
+def disarm():
+    """The run's end is recorded: from now on a signal ends the process at once, quietly. Nothing
+    is left to save, and Interrupted raised in a finalizer would print "Exception ignored in ..."
+    (a DDP rank that torch.distributed.run stops after a peer was killed, while it exits)."""
+    for sig in STOPS:
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def check():
     if received:
         stop()
