@@ -30,11 +30,11 @@ class Project:
     def __init__(self, root):
         self.root = Path(root)
 
-    def cli(self, *args, check=False, env=None, **kw):
+    def cli(self, *args, check=False, env=None, input=None, timeout=None, **kw):
         """`python code/utils/cli.py ARGS`; returns CompletedProcess (text). `env`: variables to
-        set, or to unset with None."""
-        out = subprocess.run([PYTHON, str(self.root / "code/utils/cli.py"), *map(str, args)],
-                             cwd=self.root, capture_output=True, text=True, env=self.env(**(env or {})), **kw)
+        set, or to unset with None. `timeout`: how long it may go without progress (communicate())."""
+        out = watched([PYTHON, str(self.root / "code/utils/cli.py"), *map(str, args)], input, timeout,
+                      cwd=self.root, env=self.env(**(env or {})), **kw)
         if check and out.returncode != 0:
             raise AssertionError(f"{args} exited {out.returncode}\n{out.stdout}\n{out.stderr}")
         return out
@@ -49,8 +49,7 @@ class Project:
         """Run a script in a real shell that sourced code/source.sh."""
         need_program(shell)
         full = f". code/source.sh\n{script}"
-        return subprocess.run([shell, "-c", full], cwd=self.root, capture_output=True, text=True,
-                              env=self.env(), **kw)
+        return watched([shell, "-c", full], cwd=self.root, env=self.env(), **kw)
 
     def env(self, **changes):
         env = dict(os.environ)
@@ -138,7 +137,7 @@ def record_at(project, tag, id=0, epoch=1):
 def interrupt(proc):
     """Ctrl-C to a started command, and its output once it has ended."""
     proc.send_signal(signal.SIGINT)
-    return proc.communicate(timeout=120)
+    return communicate(proc)
 
 
 def gone(pid):
@@ -175,15 +174,99 @@ def leftover_worktree(project, suffix="x1y2"):
     return where
 
 
-def wait_for(predicate, timeout=120, what="condition"):
-    """Poll until predicate() is truthy and return its value."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+# Waiting without a clock a busy machine can reach. A limit here is `stall` seconds in which no
+# process this test started (or they started) used any CPU, stretched by the machine's load: slow
+# work still uses CPU and resets it; a deadlock or a wait for nothing does not. A run that spins
+# forever is left to CI's own limit (90 minutes).
+STALL = float(os.environ.get("RUNTAG_TEST_STALL_S", 120))
+
+
+def stretched(seconds):
+    """seconds, times how many runnable processes share each core now (at least 1)."""
+    return seconds * max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
+
+
+def cpu_ticks():
+    """CPU time so far (clock ticks) of this process's descendants, alive or reaped: one /proc scan."""
+    parents, used = {}, {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            pid = int(stat.parent.name)
+            parents.setdefault(int(fields[1]), []).append(pid)
+            used[pid] = sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+        except (OSError, ValueError, IndexError):
+            pass
+    total, todo = 0, list(parents.get(os.getpid(), []))
+    while todo:
+        pid = todo.pop()
+        total += used.get(pid, 0)
+        todo += parents.get(pid, [])
+    reaped = os.times()
+    return total + round((reaped.children_user + reaped.children_system) * os.sysconf("SC_CLK_TCK"))
+
+
+class Progress:
+    """stalled(): True once the test's processes used no CPU for `stall` seconds (stretched)."""
+
+    def __init__(self, stall=None):
+        self.stall = STALL if stall is None else stall
+        self.ticks, self.since = cpu_ticks(), time.monotonic()
+        self.looked = self.since
+
+    def stalled(self):
+        now = time.monotonic()
+        if now - self.looked >= 1:  # a /proc scan a second at most
+            self.looked, ticks = now, cpu_ticks()
+            if ticks != self.ticks:
+                self.ticks, self.since = ticks, now
+        return now - self.since > stretched(self.stall)
+
+
+def wait_for(predicate, timeout=None, what="condition"):
+    """Poll until predicate() is truthy and return its value; fail once nothing progressed for
+    `timeout` seconds (see Progress; default STALL)."""
+    progress = Progress(timeout)
+    while not progress.stalled():
         value = predicate()
         if value:
             return value
         time.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"no progress for {progress.stall:.0f} s (stretched by the load) waiting for {what}")
+
+
+def communicate(proc, input=None, timeout=None):
+    """proc.communicate() for as long as it progresses (see Progress): (stdout, stderr). A stalled
+    proc is killed, and the test fails with its output."""
+    progress = Progress(timeout)
+    while True:
+        try:
+            return proc.communicate(input, timeout=1)
+        except subprocess.TimeoutExpired:
+            input = None  # sent already: communicate() again goes on with it
+            if progress.stalled():
+                proc.kill()
+                out, err = proc.communicate()
+                raise AssertionError(f"{proc.args} made no progress for {progress.stall:.0f} s (stretched by "
+                                     f"the load): a hang\n{out}\n{err}") from None
+
+
+def watched(argv, input=None, timeout=None, **popen):
+    """subprocess.run(argv, capture_output=True, text=True) that fails only once argv's processes
+    stall (communicate()), not after a fixed time."""
+    popen.pop("capture_output", None)
+    popen.setdefault("text", True)
+    if input is not None:
+        popen["stdin"] = subprocess.PIPE
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen) as proc:
+        stdout, stderr = communicate(proc, input, timeout)
+    return subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
+
+
+def finish(proc, timeout=None):
+    """proc's exit status, once it ended (waited for as communicate() does)."""
+    communicate(proc, timeout=timeout)
+    return proc.returncode
 
 
 def make_project(dest):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import PYTHON, learned, wait_for
+from conftest import PYTHON, communicate, finish, learned, wait_for
 
 RUN = ["--nproc", "2", "epochs=4", "keep_checkpoints=0", "checkpoint_interval=0"]
 
@@ -101,7 +101,7 @@ def test_interrupted_two_process_run_continues_in_one(project):
     proc = project.start("run", "-f", "shrink", "--nproc", "2", "epochs=30")
     wait_for(lambda: epoch_of(project, "shrink", 0) >= 2)
     proc.send_signal(signal.SIGINT)  # Ctrl-C
-    assert proc.wait(60) != 0
+    assert finish(proc) != 0
     rec = project.record("shrink", 0)
     assert rec["status"] == "interrupted"
     assert not leftovers(project)
@@ -141,7 +141,7 @@ def test_two_nodes_make_one_run(project):
     nodes = [project.start("run", "-f", "multi", "--nnodes", "2", "--node-rank", str(r), "--master", master,
                    "--nproc", "1", "epochs=2", OMP_NUM_THREADS="1")  # two "machines" share 2 cores
              for r in (0, 1)]
-    outputs = [n.communicate(timeout=240) for n in nodes]
+    outputs = [communicate(n) for n in nodes]
     assert [n.returncode for n in nodes] == [0, 0], outputs
     assert sorted(p.name for p in (project.root / "__result__/multi").iterdir()) == ["0"]
     rec = project.record("multi", 0)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import stretched
 
 
 def alive(pid):
@@ -36,7 +37,7 @@ def tensorboards_of(project):
 
 def get_runs(port, want, timeout=60):
     """GET /data/runs until it lists `want` (TensorBoard loads event files in the background)."""
-    deadline, seen = time.time() + timeout, None
+    deadline, seen = time.time() + stretched(timeout), None
     while time.time() < deadline:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/data/runs", timeout=2) as r:
@@ -88,7 +89,7 @@ def test_itb_serves_exactly_the_chosen_runs_then_stops(tb_project):
 
     stop = p.sh("itb --stop", shell="bash")
     assert stop.returncode == 0 and str(s["pid"]) in stop.stdout
-    deadline = time.time() + 10
+    deadline = time.time() + stretched(10)
     while alive(s["pid"]) and time.time() < deadline:
         time.sleep(0.1)
     assert not alive(s["pid"]) and tensorboards_of(p) == [] and state(p) is None

@@ -22,9 +22,9 @@ def test_a_live_run_has_one_writer_whatever_the_flags(project):
     try:
         record = record_at(project, "live")
         for flags in (["-f"], ["--force"], ["-f", "--force"], []):
-            out = project.cli("con", "live", *flags, timeout=60)
+            out = project.cli("con", "live", *flags)
             assert_one_line_mistake(out, "live/0 is running right now", f"pid {record['pid']}")
-        assert project.cli("con", "live/0", "--force", timeout=60).returncode == 2
+        assert project.cli("con", "live/0", "--force").returncode == 2
     finally:
         interrupt(run)
     assert project.record("live", 0)["status"] == "interrupted"
@@ -46,7 +46,7 @@ def test_con_force_takes_a_run_another_host_says_is_running_and_f_keeps_the_seed
 
     for flags in ([], ["-f"]):  # -f is the fixed seed, never an override of `running`
         assert_one_line_mistake(project.cli("con", "stray", *flags), "stray/0 is still running", "node-elsewhere", "--force")
-    out = project.cli("con", "stray", "-f", "--force", env={"OMP_NUM_THREADS": None}, timeout=120)
+    out = project.cli("con", "stray", "-f", "--force", env={"OMP_NUM_THREADS": None})
     assert out.returncode == 0, out.stderr
     done = project.record("stray", 0)
     assert done["status"] == "finished" and done["epoch"] == 3
@@ -64,7 +64,7 @@ def test_two_cons_at_once_run_one_process(project):
     first = project.start("con", "twice")
     try:
         record_at(project, "twice", epoch=project.record("twice", 0)["epoch"] + 1)
-        assert_one_line_mistake(project.cli("con", "twice", timeout=60), "twice/0 is running right now")
+        assert_one_line_mistake(project.cli("con", "twice"), "twice/0 is running right now")
     finally:
         interrupt(first)
     assert (project.run_dir("twice", 0) / "log").read_text().count("continuing after epoch") == 1

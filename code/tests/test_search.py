@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import PYTHON, assert_one_line_mistake, make_project, need_module, ok, read_json, wait_for
+from conftest import PYTHON, assert_one_line_mistake, communicate, make_project, need_module, ok, read_json, wait_for
 from utils import overrides
 from utils.errors import UserError
 from utils.sweep import plan, space
@@ -99,7 +99,7 @@ def test_ctrl_c_leaves_the_journal_readable_and_the_next_call_resumes(project):
     wait_for(lambda: all((r := read_json(project.run_dir("stop", i) / "statistic.json")) and r["epoch"] >= 1
                          for i in (0, 1)), what="two trials training")
     sweep.send_signal(signal.SIGINT)
-    out, err = sweep.communicate(timeout=120)
+    out, err = communicate(sweep)
     assert sweep.returncode == 130, out + err
     asked = sorted(r["overrides"]["lr"] for r in records(project, "stop"))
     assert len(asked) == 2 and {r["status"] for r in records(project, "stop")} == {"interrupted"}

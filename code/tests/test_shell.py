@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import need_program
+from conftest import need_program, watched
 
 SHELLS = ["bash", "zsh"]
 COMMANDS = "run con rerun re record title table itb expls expels sweep plot expdiff".split()
@@ -121,8 +121,7 @@ def test_zsh_sourcing_does_not_prompt_even_with_insecure_function_dirs(project, 
     os.chmod(insecure, 0o777)
     need_program("zsh")
     script = f"fpath=({insecure} $fpath)\n. code/source.sh\nprint -r -- ${{+functions[compdef]}} $_comps[expels]"
-    out = subprocess.run(["zsh", "-c", script], cwd=project.root, capture_output=True, text=True,
-                         env=project.env(), stdin=subprocess.DEVNULL, timeout=60)
+    out = watched(["zsh", "-c", script], cwd=project.root, env=project.env(), stdin=subprocess.DEVNULL)
     assert out.returncode == 0 and "insecure" not in out.stdout + out.stderr, out.stdout + out.stderr
     assert out.stdout.split()[0] == "1" and "_runtag_complete" in out.stdout
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import need_module
+from conftest import Progress, communicate, finish, need_module, stretched, watched
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # code/: the template's modules
 
@@ -250,13 +250,13 @@ def ctrl_c_once_two_run(project, tag, *options, **env):
                              cwd=project.root, env={**project.env(), **env}, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.time() + 120
+        progress = Progress()
         while not (len(started := records(project, tag)) == 2 and all(r["epoch"] >= 1 for r in started)):
-            assert time.time() < deadline and sweep.poll() is None, "the two runs did not get going"
+            assert not progress.stalled() and sweep.poll() is None, "the two runs did not get going"
             time.sleep(0.5)
     finally:
         sweep.send_signal(signal.SIGINT)
-        out, _ = sweep.communicate(timeout=120)
+        out, _ = communicate(sweep)
     return sweep, out
 
 
@@ -283,7 +283,7 @@ def ray_head(project):
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)  # a group of its own: every Ray process, ours to end
     try:
-        deadline = time.time() + 90
+        deadline = time.time() + stretched(90)
         while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
             assert time.time() < deadline and head.poll() is None, "ray start --head did not come up"
             time.sleep(0.5)
@@ -291,13 +291,13 @@ def ray_head(project):
     finally:
         head.terminate()  # `ray start --block` stops what it started on SIGTERM
         try:
-            head.wait(60)
+            finish(head)
         finally:
             end_group(head.pid)
 
 
 def end_group(pgid):
-    deadline = time.time() + 30
+    deadline = time.time() + stretched(30)
     while time.time() < deadline:
         try:
             os.killpg(pgid, 0)
@@ -313,10 +313,8 @@ def test_the_ray_backend_runs_the_sweep_on_a_cluster(project):
     need_module("ray")
     path = sweep_file_in(project, "ray", "default: {epochs: 1, device: cpu}\n---\nchannels: [4, 8]\n")
     with ray_head(project) as (address, env):
-        out = subprocess.run([sys.executable, "code/utils/cli.py", "sweep", "ray", path,
-                              "--backend", "ray", "--address", address],
-                             cwd=project.root, env=env, capture_output=True, text=True,
-                             timeout=300)
+        out = watched([sys.executable, "code/utils/cli.py", "sweep", "ray", path,
+                       "--backend", "ray", "--address", address], cwd=project.root, env=env)
     assert out.returncode == 0, out.stdout + out.stderr
     done = records(project, "ray")
     assert sorted(r["overrides"]["channels"] for r in done) == [4, 8]

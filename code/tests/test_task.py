@@ -6,7 +6,7 @@ import subprocess
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import PYTHON, assert_one_line_mistake, need
+from conftest import PYTHON, assert_one_line_mistake, need, watched
 
 REGRESSION = ["data=diabetes", "model=mlp", "best_metric=val/mse", "best_mode=min", "epochs=25", "figure_every=25"]
 
@@ -85,7 +85,7 @@ def test_a_figure_and_the_hardware_metrics_land_in_tensorboard(shared_project):
 def compiles(project):
     """Whether torch.compile works here: inductor needs a C compiler and Python's headers."""
     script = "import torch\nf = torch.compile(lambda x: x * 2)\nprint(f(torch.ones(2)).sum().item())"
-    out = subprocess.run([PYTHON, "-c", script], capture_output=True, text=True, env=project.env(), timeout=600)
+    out = watched([PYTHON, "-c", script], env=project.env())
     return out.returncode == 0, out.stderr.strip().splitlines()[-1:] or ["?"]
 
 

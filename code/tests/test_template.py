@@ -14,7 +14,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # code/: the template's modules
 
-from conftest import learned  # noqa: E402
+from conftest import Progress, communicate, learned  # noqa: E402
 from utils.checkpoints import load as load_checkpoint  # noqa: E402
 
 PYTHON = sys.executable
@@ -31,10 +31,11 @@ def tree(directory):
                   for p in directory.rglob("*"))
 
 
-def poll_record(path, until, timeout=120):
-    """Read statistic.json until `until(record)`; every read must parse (it is replaced atomically)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def poll_record(path, until, timeout=None):
+    """Read statistic.json until `until(record)`; every read must parse (it is replaced atomically).
+    `timeout`: how long the run may go without progress (conftest.Progress)."""
+    progress = Progress(timeout)
+    while not progress.stalled():
         if path.exists():
             record = json.loads(path.read_text())
             if until(record):
@@ -209,7 +210,7 @@ def test_sigterm_ends_as_interrupted(project):
     try:
         record = poll_record(path, lambda r: r["epoch"] >= 2)
         os.kill(record["pid"], signal.SIGTERM)  # main.py's pid, not the launcher's
-        out, err = proc.communicate(timeout=60)
+        out, err = communicate(proc)
     finally:
         proc.kill()
     assert proc.returncode != 0, out + err

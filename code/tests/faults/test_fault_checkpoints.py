@@ -107,7 +107,7 @@ def test_con_goes_on_from_the_newest_checkpoint_that_loads(cut, damage):
     previous = checkpoints.files(run_dir / "checkpoint")[1]
     hurt, why = DAMAGES[damage]
     hurt(last)
-    out = project.cli("con", f"cut/{id}", timeout=120)
+    out = project.cli("con", f"cut/{id}")
     record = finished(project, id, out)
     assert learned(record) == twin, "the continued run must end as if it had never stopped"
     [warning] = warnings(out)
@@ -145,7 +145,7 @@ def test_con_refuses_in_one_line_when_no_checkpoint_loads(cut, damage, why):
     damage(run_dir / "checkpoint")
     (run_dir / "checkpoint/.epoch_9.pth.x7k2q9lp.tmp").write_bytes(b"PK")  # a refused con removes nothing either
     before = every_file(run_dir)
-    out = project.cli("con", f"cut/{id}", timeout=120)
+    out = project.cli("con", f"cut/{id}")
     assert_one_line_mistake(out, f"no checkpoint of cut/{id} loads: checkpoint/{newest} ({why}", f"`rerun cut/{id}`")
     assert "weights_only" not in out.stderr
     assert every_file(run_dir) == before, "nothing written: the status stays `interrupted`, the log as it was"
@@ -159,7 +159,7 @@ def test_leftovers_of_killed_writes_are_removed(cut):
     (checkpoint / f".epoch_{stopped + 1}.pth.x7k2q9lp.tmp").write_bytes(whole)  # killed before its rename
     (checkpoint / f".epoch_{stopped + 2}.pth.3mzp1c0a.tmp").write_bytes(whole[:4096])  # killed mid-write
     (checkpoint / ".epoch_last.pth.tmp").symlink_to(f"epoch_{stopped + 1}.pth")  # point() killed
-    out = project.cli("con", f"cut/{id}", timeout=120)
+    out = project.cli("con", f"cut/{id}")
     assert learned(finished(project, id, out)) == twin
     assert warnings(out) == []
     assert [p.name for p in checkpoint.iterdir() if p.name.startswith(".")] == []
@@ -188,7 +188,7 @@ def test_a_truncated_best_checkpoint_tests_the_last_weights(cut):
     project, _, twin = cut
     id, run_dir = copy_of_stopped(project)
     truncated(run_dir / "checkpoint/epoch_1.pth")  # what epoch_best names; epoch 1 stays best
-    out = project.cli("con", f"cut/{id}", timeout=120)
+    out = project.cli("con", f"cut/{id}")
     record = finished(project, id, out)
     [warning] = warnings(out)
     assert warning == ("runtag: warning: skipped checkpoint/epoch_best.pth (truncated); "
@@ -207,7 +207,7 @@ def test_a_damaged_best_link_tests_the_best_epoch_from_its_own_file(cut):
     best = run_dir / "checkpoint/epoch_best.pth"
     best.unlink()
     best.write_bytes(b"")  # a copy that failed: no link any more, and nothing in it
-    out = project.cli("con", f"cut/{id}", timeout=120)
+    out = project.cli("con", f"cut/{id}")
     assert learned(finished(project, id, out)) == twin
     [warning] = warnings(out)
     assert warning == ("runtag: warning: skipped checkpoint/epoch_best.pth (empty); "

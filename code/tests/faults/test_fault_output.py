@@ -6,7 +6,7 @@ import subprocess
 import termios
 import threading
 
-from conftest import PYTHON, record_at
+from conftest import PYTHON, finish, record_at
 from faultlib import untouched
 
 RUN = ["epochs=6", "checkpoint_interval=0"]
@@ -50,7 +50,7 @@ def test_a_run_whose_terminal_is_closed_finishes(project):
     with untouched(project):
         record_at(project, "hung", epoch=2)
         os.close(master)  # the window closes
-        assert proc.wait(timeout=120) == 0
+        assert finish(proc) == 0
     finished_whole(project, "hung")
 
 

@@ -5,7 +5,7 @@ import os
 import signal
 from pathlib import Path
 
-from conftest import gone, read_json, wait_for
+from conftest import communicate, gone, read_json, wait_for
 from faultlib import kill_all, untouched
 
 
@@ -26,7 +26,7 @@ def test_a_con_that_fails_to_start_adds_no_time(project):
     run = project.start("run", "-f", "slow", "epochs=200", "checkpoint_interval=0")
     wait_for(lambda: (r := read_json(project.run_dir("slow", 0) / "statistic.json")) and r["epoch"] >= 1)
     run.send_signal(signal.SIGINT)
-    run.communicate(timeout=120)
+    communicate(run)
     before = project.record("slow", 0)["duration_s"]
     (project.root / "__data__/gone").mkdir(parents=True)  # a data folder without its data.npz:
     record = project.record("slow", 0)                     # the continued run fails as it loads
@@ -46,7 +46,7 @@ def test_killing_the_recorded_pid_at_any_time_stops_the_run(project):
     pid = read_json(path)["pid"]
     assert pid == run.pid  # still the launcher's: the trainer has not written its own yet
     os.kill(pid, signal.SIGKILL)
-    run.communicate(timeout=120)
+    communicate(run)
     try:
         wait_for(lambda: not trainers(path.parent), timeout=60, what="the trainer to stop with its launcher")
     finally:
