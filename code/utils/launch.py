@@ -243,10 +243,13 @@ def per_node(record, args):
 def unfinished(spec):
     """The run to continue, and its record: the one named, or the newest unfinished one of the tag."""
     def newest_unfinished(found):
-        for run, record in reversed(runs.records(found)):
+        read = runs.records(found)  # a damaged record is named on stderr, and skipped
+        for run, record in reversed(read):
             if record and record.get("status") != "finished":
                 return run
-        raise UserError(f"every run of {found[0].tag!r} is finished", f"`rerun {found[0].tag}` to run it again")
+        damaged = sum(record is None for _, record in read)
+        raise UserError(f"every run of {found[0].tag!r} is finished" + (f", or its record damaged ({damaged})" if damaged else ""),
+                        f"`rerun {found[0].tag}` to run it again")
     return runs.one(spec, newest_unfinished)
 
 
