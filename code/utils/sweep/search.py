@@ -10,9 +10,12 @@ run was interrupted (the sweep stopped) is asked again by the next call.
 """
 import random
 import threading
+from contextlib import contextmanager
 
 from utils import paths, runs
 from utils.errors import UserError
+from utils.sweep import journal as journal_file
+from utils.sweep import reconcile
 from utils.sweep.job import Job
 
 STATE = {"finished": "COMPLETE", "pruned": "PRUNED"}  # a run's end as the study counts it; else FAIL
@@ -50,16 +53,17 @@ def counted(trials):
 
 
 def remaining(tag, search, budget):
-    """How many trials a call would run now, read without writing (for --dry-run)."""
-    if not journal(tag).exists():
-        return budget
-    return max(budget - counted(open_study(tag, search, seed=0).get_trials(deepcopy=False)), 0)
+    """How many trials a call would run now, read without writing (for --dry-run); trials left
+    running count as the next call will count them: by their runs' records."""
+    optuna()
+    trials = journal_file.trials(journal(tag), tag)
+    return max(budget - counted(trials) - reconcile.foreseen(trials, tag, search.default, search.metric), 0)
 
 
 def open_study(tag, search, seed, budget=None):
     o = optuna()
     journal(tag).parent.mkdir(parents=True, exist_ok=True)
-    storage = o.storages.JournalStorage(o.storages.journal.JournalFileBackend(str(journal(tag))))
+    storage = o.storages.JournalStorage(journal_file.backend(journal(tag)))  # whole lines only
     samplers = {"random": lambda: o.samplers.RandomSampler(seed=seed),
                 # TPE models the trials after its first random ones: 10 by default, a third of a small budget
                 "tpe": lambda: o.samplers.TPESampler(seed=seed, n_startup_trials=max(2, min(10, (budget or 30) // 3))),
@@ -73,6 +77,15 @@ def open_study(tag, search, seed, budget=None):
                           sampler=samplers[search.method](), pruner=pruners[search.prune]())
 
 
+@contextmanager
+def settled():
+    """A trial that another call has ended meanwhile (it found the run's record): its end stands."""
+    try:
+        yield
+    except optuna().exceptions.UpdateFinishedTrialError:
+        pass
+
+
 class Study:
     """The search of one `sweep` call: asks trials as workers free up, watches and prunes them,
     tells their ends. Thread-safe: pools ask from their threads."""
@@ -83,9 +96,10 @@ class Study:
         self.tag, self.search, self.budget = tag, search, budget
         # The sampler's seed goes on with the study's length: a resumed study is not asked its first trials again.
         base = fixed_seed if fixed_seed is not None else random.randrange(2**31)
-        existing = open_study(tag, search, seed=0).get_trials(deepcopy=False) if journal(tag).exists() else []
+        existing = journal_file.trials(journal(tag), tag)
         self.study = open_study(tag, search, seed=base + len(existing) + offset, budget=budget)
         self.lock = threading.Lock()
+        self.named = set()  # trials whose run's name is in the journal
         self.reask(alive)
         self.todo = max(budget - counted(self.study.get_trials(deepcopy=False)), 0)
         self.distributions = distributions(search)
@@ -93,12 +107,10 @@ class Study:
         self.failed = 0  # trials whose run failed (a crash, a missing metric): not counted, reported
 
     def reask(self, alive):
-        """Trials left running by a call that was stopped: failed, and their values asked again."""
-        o = optuna()
-        for trial in self.study.get_trials(deepcopy=False, states=(o.trial.TrialState.RUNNING,)):
-            if not alive(trial):
-                self.study.tell(trial.number, state=o.trial.TrialState.FAIL)
-                self.study.enqueue_trial(trial.params, skip_if_exists=False)
+        """Trials left running by a call that was stopped: ended as their runs' records say (a run
+        may have finished after its driver died); those whose run did not end well are asked again."""
+        reconcile.settle(self.study, self.study.get_trials(deepcopy=False), self.tag, self.search.default,
+                         self.search.metric, alive)
 
     def job(self, number=None):
         """One Job: a new trial, or (a Slurm task started again) the running trial `number`."""
@@ -121,6 +133,8 @@ class Study:
 
     def watch(self, job):
         """Report the running trial's new epoch, if any; True when the pruner says stop it."""
+        if job.name and job.trial.number not in self.named:
+            self.name(job)
         record = runs.Run.parse(job.name).read() if job.name else None
         if not record or job.pruned:
             return False
@@ -128,11 +142,18 @@ class Study:
         if not isinstance(value, (int, float)) or epoch <= self.reported.get(job.trial.number, 0):
             return False
         self.reported[job.trial.number] = epoch
-        with self.lock:
+        with self.lock, settled():
             job.trial.report(float(value), epoch)
             if epoch < (record.get("epochs") or 0) and job.trial.should_prune():
                 job.pruned = True
         return job.pruned
+
+    def name(self, job):
+        """The journal says which run the trial is as soon as it is known: a later call ends the
+        trial from that run's record if this one dies (utils/sweep/reconcile.py)."""
+        with self.lock, settled():
+            job.trial.set_user_attr("run", job.name)
+            self.named.add(job.trial.number)
 
     def tell(self, job):
         """The run's end into the study (and `pruned` into its record); None if it was stopped."""
@@ -142,9 +163,9 @@ class Study:
             run.conclude("pruned", ("interrupted", "running"))
         record = run.read() if run else None
         status = (record or {}).get("status")
-        with self.lock:
-            if job.name:  # the journal says which run each trial was
-                job.trial.set_user_attr("run", job.name)
+        if job.name and job.trial.number not in self.named:
+            self.name(job)
+        with self.lock, settled():
             if status == "interrupted" and not job.pruned:
                 return None  # the sweep was stopped: left running, asked again next time (reask)
             value = (record or {}).get("metrics", {}).get(self.search.metric)
@@ -159,8 +180,18 @@ class Study:
 
 
 def runs_of(tag, search):
-    """The runs of the study's counted trials, as `tag/id`, best first (their metric, the goal's way)."""
-    study = open_study(tag, search, seed=0)
-    counted_ = [t for t in study.get_trials(deepcopy=False) if t.state.name in STATE.values() and "run" in t.user_attrs]
-    done = sorted((t for t in counted_ if t.value is not None), key=lambda t: t.value, reverse=search.goal == "max")
-    return [t.user_attrs["run"] for t in done + [t for t in counted_ if t.value is None]]
+    """The runs of the study's counted trials, as `tag/id`, best first (their metric, the goal's way);
+    read without writing."""
+    optuna()
+    counted_ = [(str(run), value_of(t)) for t in journal_file.trials(journal(tag), tag)
+                if t.state.name in STATE.values() and (run := reconcile.named(t)) is not None]
+    done = sorted((c for c in counted_ if c[1] is not None), key=lambda c: c[1], reverse=search.goal == "max")
+    return list(dict.fromkeys(name for name, _ in done + [c for c in counted_ if c[1] is None]))
+
+
+def value_of(trial):
+    """The trial's one value, or None (a pruned trial; a journal line a person wrote otherwise)."""
+    values = trial.values
+    if isinstance(values, list) and len(values) == 1 and isinstance(values[0], (int, float)):
+        return float(values[0])
+    return None
