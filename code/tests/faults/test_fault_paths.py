@@ -43,6 +43,8 @@ def linked(project, target):
 def test_results_on_another_disk_run_continue_list_and_table(project, other_disk):
     results = linked(project, other_disk / "results")
     assert os.stat(results).st_dev != os.stat(project.root).st_dev  # truly another filesystem
+    (other_disk / "statistic").mkdir()
+    (project.root / "__statistic__").symlink_to(other_disk / "statistic")  # lists, titles, tables there too
     run = project.start("run", "-f", "far", "epochs=2", "checkpoint_interval=0")
     record_at(project, "far", 0, epoch=1)
     interrupt(run)
@@ -54,6 +56,7 @@ def test_results_on_another_disk_run_continue_list_and_table(project, other_disk
     assert "finished" in ok(project.cli("expels", "far")).stdout
     ok(project.cli("record", "far/0"))
     assert "far/0" in ok(project.cli("table")).stdout
+    assert (other_disk / "statistic/table/record.csv").is_file() and (other_disk / "statistic/exper-list/finished.txt").is_file()
     assert sorted(p.name for p in results.iterdir() if not p.name.startswith(".")) == ["far"]
 
 
