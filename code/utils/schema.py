@@ -2,9 +2,10 @@
 every field a verb uses, checked on read.
 
 A record that parses but holds a wrong type (`"metrics": []`, `"seed": "abc"`, a JSON list) is
-damaged: `load` returns None for it as for a file that does not parse, says so once on stderr,
-naming the file and the field (`problem`), and keeps why for the commands that refuse it (runs.one). Fields old records lack are checked where present. Cheap on
-purpose: a set lookup per field, next to the JSON parse of the file (bench/bench_table.py).
+damaged: `load` returns None for it, as for a file that does not parse, says so once on stderr
+naming the file and the field (`problem`), and keeps why for the commands that refuse it
+(runs.one). Fields old records lack are checked where present. Cheap on purpose: a record's
+shape (keys and their types) is checked once per command, then a dict lookup (bench_table.py).
 """
 import json
 import re
