@@ -275,3 +275,31 @@ def test_generated_journals_work_or_are_one_line(base, data):
     if torn and not text.endswith(b"\n"):
         torn = torn[:-1]  # the newline that ends a line cut short in the .torn file
     assert text.endswith(torn) and after.startswith(text[:len(text) - len(torn)])  # whole lines kept as they were
+
+
+@pytest.mark.slow
+@settings(max_examples=10, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_generated_journals_through_the_cli_work_or_are_one_line(project, data):
+    """The same, through the real command: --dry-run, then a repeat (its budget reached, it runs
+    nothing but opens the study, ends its trials and builds the table): exit 0, or one line, exit 2."""
+    path = "code/sweeps/cli.yaml"
+    journal = journal_path(project, "cli")
+    if not journal.exists():
+        commit(project, "cli", search_file(trials=1, epochs=1))
+        ok(project.cli("sweep", "cli", path))
+        journal.with_name("cli.journal.whole").write_bytes(journal.read_bytes())
+    whole = journal.with_name("cli.journal.whole").read_bytes()
+    text = whole + b"".join(data.draw(additions(whole)))
+    journal.write_bytes(text)
+    dry = project.cli("sweep", "cli", path, "--dry-run")
+    assert (dry.returncode == 0 and not dry.stderr) or dry.returncode == 2, dry.stdout + dry.stderr
+    if dry.returncode == 2:
+        assert_one_line_mistake(dry, "cli.journal")
+    assert journal.read_bytes() == text
+    again = project.cli("sweep", "cli", path)
+    if again.returncode == 2:
+        assert_one_line_mistake(again, "cli.journal")
+    else:
+        assert again.returncode == 0 and "Traceback" not in again.stderr, again.stdout + again.stderr
+        assert all(json.loads(line) is not None for line in journal.read_bytes().splitlines())

@@ -27,14 +27,15 @@ def shown(path):
 
 
 def parse(data, path):
-    """(logs, end): the journal's operations, and the length of the bytes they span (data[end:]
-    is a torn last line). A damaged line before the last: UserError naming file and line."""
+    """(replayed, end): the journal's operations replayed as Optuna will (a JournalStorageReplayResult),
+    and the length of the bytes they span (data[end:] is a torn last line). A damaged line before
+    the last: UserError naming file and line."""
     from optuna.storages.journal._storage import JournalStorageReplayResult
 
     chunks = data.split(b"\n")  # as Optuna reads it: lines end at b"\n" only
     tail = chunks.pop()  # the bytes after the last newline: a line cut short, or b""
     replay = JournalStorageReplayResult("runtag-check-")  # no line is this worker's: replayed as Optuna will
-    logs, end = [], 0
+    end = 0
     for number, chunk in enumerate(chunks, 1):
         try:
             log = json.loads(chunk)
@@ -46,9 +47,8 @@ def parse(data, path):
             replay.apply_logs([log])
         except Exception as err:  # what Optuna's replay would raise: a line that is JSON but no operation
             refuse(path, number, f"not an operation Optuna can replay: {type(err).__name__} {err}"[:160])
-        logs.append(log)
         end += len(chunk) + 1
-    return logs, end
+    return replay, end
 
 
 def refuse(path, number, why):
@@ -119,29 +119,14 @@ def backend(path):
     return found
 
 
-class Frozen:
-    """A journal's lines as a read-only backend (duck-typed for Optuna's JournalStorage)."""
-
-    def __init__(self, logs):
-        self.logs = logs
-
-    def read_logs(self, log_number_from):
-        yield from self.logs[log_number_from:]
-
-    def append_logs(self, logs):
-        raise RuntimeError("a read-only journal was written to")  # a bug of ours: --dry-run writes nothing
-
-
 def trials(path, tag):
     """The study's trials, read without writing anything: [] with no journal or no such study."""
-    from optuna.storages import JournalStorage
-
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         return []
-    storage = JournalStorage(Frozen(parse(data, path)[0]))
-    for study in storage.get_all_studies():
+    replayed = parse(data, path)[0]
+    for study in replayed.get_all_studies():
         if study.study_name == tag:
-            return storage.get_all_trials(study._study_id, deepcopy=False)
+            return replayed.get_all_trials(study._study_id, states=None)
     return []

@@ -1,12 +1,13 @@
 """search: a sweep that asks Optuna for each trial (code/requirements-search.txt, imported only for
 a file with `search:`), with its study in a file journal a person can read:
-__statistic__/search/<tag>.journal, one JSON line per event.
+__statistic__/search/<tag>.journal, one JSON line per event, checked as it is read (journal.py).
 
 Each trial is an ordinary run of the tag. While it runs, the sweep reads its statistic.json
 (rewritten every epoch), reports the metric per epoch, and when the pruner says so stops the run
 with SIGINT: it ends after its checkpoint, and its status becomes `pruned`. When a run ends its
 result is told to the study. Finished and pruned trials count toward the budget; a trial whose
-run was interrupted (the sweep stopped) is asked again by the next call.
+run was interrupted (the sweep stopped) is asked again by the next call. A trial left running by
+a driver that died is ended by the next call as its run's record says (reconcile.py).
 """
 import random
 import threading
