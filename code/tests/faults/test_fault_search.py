@@ -191,7 +191,7 @@ def test_a_search_killed_at_five_random_moments_reaches_exactly_its_budget(proje
         unwatched.update(kill_at(project, "kills", path, moment, hang))
     final = ok(project.cli("sweep", "kills", path, "--workers", "2"))
     statuses = {n: r["status"] for n, r in records(project, "kills").items()}
-    print(f"moments {moments}: ended unwatched {unwatched}; runs {statuses}")
+    print(f"moments {moments}: runs ended as their driver died {unwatched}; all runs {statuses}")
     assert "runtag: search kills: 6 of 6 trials finished or pruned" in final.stdout, (moments, final.stdout)
     assert_exactly_the_budget(project, "kills", 6)
 
