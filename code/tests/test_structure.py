@@ -9,10 +9,10 @@ UTILS = Path(__file__).resolve().parents[1] / "utils"
 # A new module goes where what it imports is below it; the test fails until it is placed.
 ORDER = """
     errors paths atomic runlock process slurm log signals hardware distributed snapshot overrides
-    runs checkpoints gitrepo
+    schema runs checkpoints gitrepo
     statistic.record statistic.title statistic.table statistic.scalars statistic
     recorder tboard plot diff submit listing launch
-    sweep sweep.space sweep.plan sweep.job sweep.owner sweep.resume sweep.search sweep.drive sweep.local sweep.raypool sweep.slurmarray sweep.verb
+    sweep sweep.space sweep.plan sweep.job sweep.owner sweep.resume sweep.journal sweep.reconcile sweep.search sweep.drive sweep.local sweep.raypool sweep.slurmarray sweep.verb
     cli
 """.split()
 RANK = {f"utils.{name}": n for n, name in enumerate(ORDER)}
