@@ -12,6 +12,8 @@ its terminal, and a killed driver leaves no file behind.
     plan.py     the sweep file: YAML documents -> the list of combinations (overrides dicts)
     space.py    a file with `search:`: its settings and its space of distributions and lists
     search.py   a search's Optuna study in a file journal: trials asked, watched, pruned, told
+    journal.py  that journal checked before Optuna reads it: a torn last line set aside, a damaged line refused
+    reconcile.py  trials a gone driver left running, ended as their runs' records say
     verb.py     the `sweep` command: flags, git checks, the backend driven, the summary
     owner.py    one driver per sweep (a lock on __statistic__/sweep/<tag>.lock), and its closed terminal
     resume.py   what a repeat finds: runs still ending to wait for, finished ones, ones to continue
