@@ -96,6 +96,7 @@ def test_con_after_sigkill_equals_an_uninterrupted_run(project):
     statistic = project.run_dir("k", 0) / "statistic.json"
     try:
         record = wait_for(lambda: (r := read_json(statistic)) and r["epoch"] >= 2 and r, what="epoch 2 of k/0")
+        os.killpg(shell.pid, signal.SIGSTOP)    # the CLI frozen first: seeing main.py die, it would record it `killed`
         os.kill(record["pid"], signal.SIGKILL)  # main.py, in a process group of its own
         os.killpg(shell.pid, signal.SIGKILL)    # the shell and the CLI waiting on main.py
     finally:
