@@ -51,7 +51,7 @@ def test_results_on_another_disk_run_continue_list_and_table(project, other_disk
     assert project.record("far", 0)["status"] == "interrupted"
     assert (results / "far/0/checkpoint").is_dir()
 
-    out = ok(project.cli("con", "far", timeout=600))
+    out = ok(project.cli("con", "far"))
     assert project.record("far", 0)["status"] == "finished", out.stdout + out.stderr
     assert "finished" in ok(project.cli("expels", "far")).stdout
     ok(project.cli("record", "far/0"))
@@ -69,7 +69,7 @@ def test_two_clones_sharing_one_results_folder_get_distinct_ids(project, tmp_pat
     started = [clone.start("run", "same", "epochs=50") for clone in clones for _ in range(2)]
     try:  # each trainer's Recorder.start fills hparams: all four runs got as far as training
         wait_for(lambda: len(training(shared / "same")) == 4 or any(s.poll() is not None for s in started),
-                 timeout=600, what="four runs to start training")
+                 what="four runs to start training")
         assert all(s.poll() is None for s in started), "a run ended before it trained"
     finally:
         outs = [interrupt(s) for s in started]
@@ -139,5 +139,5 @@ def test_con_takes_a_dead_run_whose_pid_was_reused_without_force(project):
     path = project.run_dir("boot", 0) / "statistic.json"
     path.write_text(json.dumps({**project.record("boot", 0), "status": "running", "pid": 1}))  # after a reboot
     assert "dead" in ok(project.cli("expels", "boot")).stdout.splitlines()[1]
-    ok(project.cli("con", "boot", timeout=600))
+    ok(project.cli("con", "boot"))
     assert project.record("boot", 0)["status"] == "finished"

@@ -16,12 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PYTHON, assert_one_line_mistake, need_module, ok, read_json
+from conftest import PYTHON, Progress, assert_one_line_mistake, need_module, ok, read_json
 from faultlib import kill_all, untouched
 from utils import process, runlock
 
 LRS = (0.002, 0.004, 0.006)
-CEILING_S = 1800  # only against a hang: every wait below is on progress, while the work goes on
 
 
 def grid(project, name, epochs, lrs=LRS):
@@ -59,9 +58,9 @@ class Driver:
 
 def until(predicate, alive=lambda: True, what="condition"):
     """Wait for predicate() while `alive()` says the work goes on; its value."""
-    deadline = time.monotonic() + CEILING_S
+    progress = Progress()  # only against a hang: fails once nothing has used the CPU for a while
     while not (value := predicate()):
-        assert alive() and time.monotonic() < deadline, f"no longer waiting for {what}"
+        assert alive() and not progress.stalled(), f"no longer waiting for {what}"
         time.sleep(0.02)
     return value
 
