@@ -11,7 +11,7 @@ ORDER = """
     errors paths atomic runlock process slurm log signals hardware distributed snapshot overrides
     schema runs checkpoints gitrepo
     statistic.record statistic.title statistic.table statistic.scalars statistic
-    recorder tboard plot diff submit listing launch
+    recorder tboard plot diff submit listing supervisor launch
     sweep sweep.space sweep.plan sweep.job sweep.owner sweep.resume sweep.journal sweep.reconcile sweep.search sweep.drive sweep.local sweep.raypool sweep.slurmarray sweep.verb
     cli
 """.split()

@@ -5,7 +5,7 @@ of `run` holds for it (tag on HEAD, clean code/, atomic ids); the sweep decides 
 where, and reports. A combination with a finished run under the tag is not run again: repeating
 the command resumes an interrupted sweep, and continues (`con`) a run of it that was interrupted
 with a checkpoint. Each run writes its name `tag/id` into the pipe RUNTAG_NAME_FD names
-(utils/launch.py), which is how the sweep tells which run is which. A sweep is owned like a run:
+(utils/supervisor.py), which is how the sweep tells which run is which. A sweep is owned like a run:
 one driver per tag (a lock), its runs die with it (SIGTERM: they end `interrupted`), it outlives
 its terminal, and a killed driver leaves no file behind.
 

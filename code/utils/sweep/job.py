@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from utils import process
 
 POLL_S = 0.2  # how often a pool looks at its runs
-NAME_FD = "RUNTAG_NAME_FD"  # where `run` says its name (utils/launch.py report_name)
+NAME_FD = "RUNTAG_NAME_FD"  # where `run` says its name (utils/supervisor.py report_name)
 
 # The run dies with whoever started it (the sweep's driver, a Ray worker), as `run`'s main.py
 # dies with `run` (utils/process.py): a small Python arms PR_SET_PDEATHSIG, then becomes `run`
@@ -51,7 +51,7 @@ class Child:
     """One `run` subprocess, in a process group of its own (utils/process.py), that dies with us.
     Its stdout and stderr go to unnamed temporary files, not to the sweep's terminal: the run
     folder's `log` keeps its stdout, and a failure's last line is reported. It writes its name
-    `tag/id` into a pipe (fd RUNTAG_NAME_FD) as soon as its record exists (utils/launch.py): a
+    `tag/id` into a pipe (fd RUNTAG_NAME_FD) as soon as its record exists (utils/supervisor.py): a
     pipe, not a file, so that nothing is left behind when we are killed."""
 
     def __init__(self, cmd, env, cwd):
