@@ -29,8 +29,12 @@ def owned(tag, wait=False):
     fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         waited = take(fd, tag, wait)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+        except OSError as err:  # a full disk: the one line names the file (errors.environment)
+            err.filename = str(lock)
+            raise
         yield waited
     finally:
         try:
