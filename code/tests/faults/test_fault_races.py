@@ -1,5 +1,6 @@
 """Races: eight `run`s of one tag at once, two shells appending to one list, `table` and
 `expels` while runs rewrite their records. Every id once, every line once, every read whole."""
+import json
 import subprocess
 
 import pytest
@@ -34,7 +35,9 @@ def test_two_shells_recording_at_once_list_each_run_once(project):
     for i in range(4):
         run = project.run_dir("r", i)
         run.mkdir(parents=True)
-        (run / "statistic.json").write_text(f'{{"tag": "r", "id": {i}, "status": "finished"}}')
+        record = {"tag": "r", "id": i, "status": "finished", "commit": "0" * 40, "seed": 1,  # what a record needs
+                  "overrides": {}, "hparams": {}, "metrics": {}}
+        (run / "statistic.json").write_text(json.dumps(record))
     loop = "for i in $(seq 20); do record -l both r/0 r/1 r/2 r/3 >/dev/null || exit 1; done"
     shells = [subprocess.Popen(["bash", "-c", f". code/source.sh\n{loop}"], cwd=project.root, env=project.env())
               for _ in range(2)]
