@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import assert_one_line_mistake, learned, make_project, need, need_module, ok, read_json, wait_for
+from conftest import assert_one_line_mistake, learned, make_project, need, need_module, ok, read_json, stretched, wait_for
 
 BACKWARD = "        scaler.scale(loss / args.grad_accum).backward()\n"
 SLOW = BACKWARD + '        time.sleep(float(os.environ.get("STEP_SLEEP", 0)))  # tests only: see code/tests/test_slurm.py\n'
@@ -85,10 +85,22 @@ def submitted(out):
     return line.split("as Slurm job ")[1].split()[0]
 
 
-def finished(project, tag, id, timeout=180):
+def in_slurm(predicate, what, stall=120):
+    """predicate()'s value once truthy, waited for while Slurm holds a job: a job's processes are
+    slurmstepd's, not the test's, so conftest's progress (the test's own CPU) cannot see them.
+    Fails once Slurm has held no job for `stall` seconds (stretched by the load)."""
+    seen = time.monotonic()
+    while not (value := predicate()):
+        if subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout.strip():
+            seen = time.monotonic()
+        assert time.monotonic() - seen < stretched(stall), f"Slurm holds no job, still waiting for {what}"
+        time.sleep(0.2)
+    return value
+
+
+def finished(project, tag, id):
     path = project.run_dir(tag, id) / "statistic.json"
-    return wait_for(lambda: (r := read_json(path)) and r["status"] == "finished" and r, timeout=timeout,
-                    what=f"{tag}/{id} to finish")
+    return in_slurm(lambda: (r := read_json(path)) and r["status"] == "finished" and r, what=f"{tag}/{id} to finish")
 
 
 def release(job):
@@ -243,7 +255,7 @@ def test_a_search_as_an_array_whose_tasks_ask_and_tell_the_study(project):
     assert "3 queued or running in Slurm, 0 to submit" in again.stdout and "as Slurm job" not in again.stdout
     ended = lambda i: (r := read_json(project.run_dir("found", i) / "statistic.json")) and \
         r["status"] in ("finished", "pruned") and r  # noqa: E731  (the median pruner may stop one: the task says so)
-    done = [wait_for(lambda: ended(i), timeout=180, what=f"found/{i} to end") for i in range(3)]
+    done = [in_slurm(lambda: ended(i), what=f"found/{i} to end") for i in range(3)]
     assert len({r["overrides"]["lr"] for r in done}) == 3 and all(1e-3 <= r["overrides"]["lr"] <= 1e-1 for r in done)
 
     def told():  # a trial's end is op_code 6 with its state: 1 COMPLETE, 2 PRUNED, 3 FAIL (0: RUNNING)
