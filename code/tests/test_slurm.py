@@ -106,15 +106,15 @@ def finished(project, tag, id):
 def release(job):
     """A requeued job waits (BeginTime, 2 minutes) before Slurm starts it again: let it start now,
     once its first life has ended on the node (started before, Slurm kills it: credential revoked)."""
-    wait_for(lambda: state(job) == "PENDING", timeout=60, what=f"job {job} to be requeued")
-    wait_for(lambda: not processes_of(job), timeout=60, what=f"job {job}'s processes to end")
+    in_slurm(lambda: state(job) == "PENDING", what=f"job {job} to be requeued")
+    in_slurm(lambda: not processes_of(job), what=f"job {job}'s processes to end")
     time.sleep(1)
 
     def started():
         subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], capture_output=True)
         time.sleep(0.5)
         return state(job) != "PENDING"
-    wait_for(started, timeout=60, what=f"job {job} to start again")
+    in_slurm(started, what=f"job {job} to start again")
 
 
 def test_a_sweep_is_one_array_that_runs_after_the_command_has_exited(project):
@@ -151,7 +151,7 @@ def test_a_preempted_and_a_requeued_run_end_as_one_never_stopped(project):
              what="pre/0's first epoch")
     for sig in ("TERM", "USR2"):  # submitit's own preemption, as SlurmJob._interrupt() sends it
         ok(subprocess.run(["scancel", f"--signal={sig}", job], capture_output=True, text=True))
-    wait_for(lambda: state(job) == "PENDING", timeout=60, what=f"job {job} to be requeued")
+    in_slurm(lambda: state(job) == "PENDING", what=f"job {job} to be requeued")
     assert ok(project.cli("expels", "pre")).stdout.splitlines()[1].split()[1] == "pending"
     assert_one_line_mistake(project.cli("con", "pre/0"), f"waits in Slurm job {job}", f"scancel {job}")
     release(job)
