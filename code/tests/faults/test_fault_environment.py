@@ -57,11 +57,6 @@ def no_traceback(out):
     return out
 
 
-def one_line(out, *words):
-    no_traceback(out)
-    assert_one_line_mistake(out, *words)
-
-
 def fake_run(p, tag, id, status="finished", end="2026-01-01T00:00:00+00:00"):
     folder = p.run_dir(tag, id)
     folder.mkdir(parents=True)
@@ -97,12 +92,12 @@ def test_a_full_statistic_folder_is_one_line_in_every_command(project):
             assert out.returncode == 0 and "`record -l finished dsk/1`" in out.stderr
             for argv in (["record", "dsk/0"], ["record", "-l", "x", "dsk"], ["record"], ["title", "mine"],
                          ["table", "mine"], ["plot", "dsk/0"], ["itb", "dsk"]):
-                one_line(project.cli(*argv), "no space left on device while writing", "__statistic__")
-            one_line(project.cli("sweep", "sw", sweep), "no space left on device")  # its lock names no file
+                assert_one_line_mistake(project.cli(*argv), "no space left on device while writing", "__statistic__")
+            assert_one_line_mistake(project.cli("sweep", "sw", sweep), "no space left on device")  # its lock names no file
             for argv in (["expls"], ["expels", "dsk"], ["diff", "dsk/0", "dsk/1"], ["sweep", "sw", sweep, "--dry-run"]):
                 out = no_traceback(project.cli(*argv))
                 assert out.returncode == 0, (argv, out.stderr)
-            one_line(project.cli("con", "dsk"), "finished")
+            assert_one_line_mistake(project.cli("con", "dsk"), "finished")
         assert not list(statistic.rglob(".*.tmp")) and not list(statistic.rglob("*.png"))  # nothing half-written
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert str(project.root) not in ps  # no TensorBoard left behind by the `itb` that failed
@@ -128,14 +123,14 @@ def test_a_read_only_folder_refuses_con_rerun_and_run_before_anything(project):
     leftover.write_text('{"half')
     with untouched(project):
         with read_only(run_dir):
-            one_line(project.cli("con", "ro"), "read-only file system", str(run_dir))
+            assert_one_line_mistake(project.cli("con", "ro"), "read-only file system", str(run_dir))
         assert read_json(run_dir / "statistic.json") == before and not (run_dir / "log").read_text().count("continuing")
         with read_only(run_dir.parent):
-            one_line(project.cli("rerun", "ro"), "read-only file system")
-            one_line(project.cli("run", "ro", *RUN), "read-only file system")  # the tag marks HEAD: reused
+            assert_one_line_mistake(project.cli("rerun", "ro"), "read-only file system")
+            assert_one_line_mistake(project.cli("run", "ro", *RUN), "read-only file system")  # the tag marks HEAD: reused
         assert sorted(os.listdir(run_dir.parent)) == ["0"]
         with read_only(project.root / "__result__"):
-            one_line(project.cli("run", "fresh", *RUN), "read-only file system")
+            assert_one_line_mistake(project.cli("run", "fresh", *RUN), "read-only file system")
         assert project.git("tag", "--list") == tags  # the tag `fresh` was taken back, `ro` kept
         assert sorted(os.listdir(project.root / "__result__")) == ["ro"]
         assert project.cli("con", "ro").returncode == 0  # writable again: con goes on
@@ -150,14 +145,14 @@ def test_a_list_title_or_sweep_file_that_is_not_utf8_is_one_line_naming_it(proje
     lists.mkdir(parents=True)
     (lists / "bad.txt").write_bytes(b"s/0\n\xff\xfe\n")
     for argv in (["title", "bad"], ["table", "bad"], ["record", "-l", "bad", "s/0"]):
-        one_line(project.cli(*argv), "bad.txt is not UTF-8")
+        assert_one_line_mistake(project.cli(*argv), "bad.txt is not UTF-8")
     (lists / "good.txt").write_text("s/0\n")
     (project.root / "__statistic__/title").mkdir()
     (project.root / "__statistic__/title/good.json").write_bytes(b'{"hparams": ["\xe9"]}')
     for argv in (["title", "good"], ["table", "good"]):
-        one_line(project.cli(*argv), "good.json is not UTF-8")
+        assert_one_line_mistake(project.cli(*argv), "good.json is not UTF-8")
     (project.root / "bad.yaml").write_bytes(b"lr: [0.1]\noptimizer: [\xff]\n")
-    one_line(project.cli("sweep", "sw", "bad.yaml", "--dry-run"), "bad.yaml is not UTF-8")
+    assert_one_line_mistake(project.cli("sweep", "sw", "bad.yaml", "--dry-run"), "bad.yaml is not UTF-8")
 
 
 @pytest.mark.parametrize("text, words", [
@@ -171,8 +166,8 @@ def test_a_config_py_that_does_not_load_is_one_line_naming_file_and_line(project
         f.write(text if isinstance(text, bytes) else text.encode())
     line = len(config.read_bytes().splitlines())
     head = project.git("rev-parse", "HEAD")
-    one_line(project.cli("sweep", "sw", "code/sweeps/lr.yaml", "--dry-run"), *words, f"line {line}")
-    one_line(project.cli("run", "-m", "try", "t", *RUN), *words)  # before the commit -m would make
+    assert_one_line_mistake(project.cli("sweep", "sw", "code/sweeps/lr.yaml", "--dry-run"), *words, f"line {line}")
+    assert_one_line_mistake(project.cli("run", "-m", "try", "t", *RUN), *words)  # before the commit -m would make
     assert project.git("rev-parse", "HEAD") == head and project.git("tag", "--list") == ""
     assert not (project.root / "__result__").exists()
 
@@ -183,7 +178,7 @@ def test_nproc_below_one_is_refused_before_anything(project, value):
     with untouched(project):
         for argv in (["run", "--nproc", value, "t", *RUN], ["rerun", "--nproc", value, "s"],
                      ["continue", "--nproc", value, "s"], ["run", "--nnodes", value, "t"]):
-            one_line(project.cli(*argv), "a whole number >= 1")
+            assert_one_line_mistake(project.cli(*argv), "a whole number >= 1")
     assert project.git("tag", "--list") == "" and os.listdir(project.root / "__result__") == ["s"]
     assert os.listdir(project.run_dir("s", 0)) == ["statistic.json"]
 
@@ -194,8 +189,8 @@ def test_record_refuses_a_named_folder_without_a_record_and_skips_it_in_a_tag(pr
     fake_run(project, "s", 0)
     (project.root / "__result__/s/1").mkdir()       # a run folder whose record was never written
     os.symlink("2", project.root / "__result__/s/2")  # a symlink loop
-    one_line(project.cli("record", "s/1"), "s/1 is no run to record")
-    one_line(project.cli("record", "s/2"), "s/2")
+    assert_one_line_mistake(project.cli("record", "s/1"), "s/1 is no run to record")
+    assert_one_line_mistake(project.cli("record", "s/2"), "s/2")
     out = project.cli("record", "s")
     assert out.returncode == 0 and "Traceback" not in out.stderr
     assert "skipped s/1" in out.stderr and len(out.stderr.splitlines()) == 2, out.stderr
@@ -203,7 +198,7 @@ def test_record_refuses_a_named_folder_without_a_record_and_skips_it_in_a_tag(pr
 
 
 def test_record_alone_records_the_newest_finished_run(project):
-    one_line(project.cli("record"), "no finished run")
+    assert_one_line_mistake(project.cli("record"), "no finished run")
     fake_run(project, "a", 0, end="2026-01-01T10:00:00+00:00")
     fake_run(project, "b", 0, end="2026-01-02T10:00:00+00:00")
     fake_run(project, "b", 1, status="interrupted", end="2026-01-03T10:00:00+00:00")
