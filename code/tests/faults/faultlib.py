@@ -22,3 +22,12 @@ def kill_all(pids):
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def drain(fd):
+    """Read a pseudo-terminal's master until it is closed: the writer never blocks on a full one."""
+    try:
+        while os.read(fd, 4096):
+            pass
+    except OSError:
+        pass

@@ -7,7 +7,7 @@ import termios
 import threading
 
 from conftest import PYTHON, finish, record_at
-from faultlib import untouched
+from faultlib import drain, untouched
 
 RUN = ["epochs=6", "checkpoint_interval=0"]
 
@@ -53,10 +53,3 @@ def test_a_run_whose_terminal_is_closed_finishes(project):
         assert finish(proc) == 0
     finished_whole(project, "hung")
 
-
-def drain(fd):
-    try:
-        while os.read(fd, 4096):
-            pass
-    except OSError:
-        pass

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import PYTHON, Progress, assert_one_line_mistake, need_module, ok, read_json
-from faultlib import kill_all, untouched
+from faultlib import drain, kill_all, untouched
 from utils import process, runlock
 
 LRS = (0.002, 0.004, 0.006)
@@ -181,13 +181,6 @@ def test_a_driver_whose_terminal_closes_drives_the_sweep_to_its_table(project, t
     assert sorted(listed) == [f"hung/{i}" for i in range(3)]
     assert len((project.root / "__statistic__/table/sweep-hung.csv").read_text().splitlines()) == 4
 
-
-def drain(fd):
-    try:
-        while os.read(fd, 4096):
-            pass
-    except OSError:
-        pass
 
 
 def test_a_resumed_sweeps_title_shows_what_differs_across_all_its_runs(project, tmp_path, cleanup):
