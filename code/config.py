@@ -1,7 +1,7 @@
 """Every static argument of an experiment: plain assignments, one per line, each with a comment.
 
 Override any of them per run from the shell: `run wide lr=0.01 epochs=40`.
-Derived values and checks live in args_process.py.
+Checks of your keys live in args_process.py (utils/settings.py checks the tooling's).
 """
 
 # data
@@ -33,10 +33,10 @@ precision = "fp32"         # fp32 | bf16 | fp16: autocast of forward and loss (f
 compile = False            # torch.compile the model (checkpoints hold the plain model's state_dict)
 
 # best model and early stopping
-best_metric = "val/acc"    # the metric that decides which epoch is "best": train/ or val/ and a name of
-                           # epoch.METRICS for the data's task (classification: loss, acc; regression: loss, mse, mae)
+best_metric = "val/acc"    # the metric that decides which epoch is "best": train/ or val/ and a name epoch.py reports
+                           # (args_process.METRICS: digits: loss, acc; diabetes: loss, mse, mae)
 best_mode = "max"          # max | min: whether a larger best_metric is better
-patience = 0               # stop after this many epochs without a new best; 0 never stops early
+patience = 0               # stop after this many evaluations without a new best; 0 never stops early
 
 # checkpoints and machinery
 checkpoint_every = 1       # write checkpoint/epoch_<n>.pth every this many epochs ...

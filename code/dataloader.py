@@ -13,12 +13,9 @@ from utils import paths
 warnings.filterwarnings("ignore", message="'set_vital' is deprecated")
 
 
-TASKS = {"digits": "classification", "diabetes": "regression"}  # the bundled data sets' tasks
-
-
 def load(args):
-    """All samples as (x, y) tensors: x float, (N, ...); y int64 class numbers for classification,
-    float for regression (args.task: TASKS, or for your own data the type of its y)."""
+    """All samples as (x, y) tensors: x float, (N, ...); y int64 class numbers, or float values to
+    predict (your own data: whole numbers in data.npz's y are classes)."""
     if args.data == "digits":
         from sklearn.datasets import load_digits  # bundled with scikit-learn: no download
         digits = load_digits()
@@ -34,14 +31,13 @@ def load(args):
         x, y = arrays["x"], arrays["y"]
         if x.ndim == 3:
             x = x[:, None]  # images without a channel axis
-    target = torch.int64 if args.task == "classification" else torch.float32
+    target = torch.int64 if np.asarray(y).dtype.kind in "iub" else torch.float32
     return torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=target)
 
 
-def dims(loader, task):
-    """(the shape of one sample, the model's outputs: the number of classes, or 1)."""
-    x, y = loader.dataset.tensors
-    return tuple(x.shape[1:]), int(y.max()) + 1 if task == "classification" else 1
+def dims(x, y):
+    """(the shape of one sample, the model's outputs: the number of classes, or 1 value)."""
+    return tuple(x.shape[1:]), 1 if y.is_floating_point() else int(y.max()) + 1
 
 
 def split(n, args):
@@ -52,8 +48,8 @@ def split(n, args):
 
 
 def build(args, seed, rank=0, world_size=1):
-    """Three DataLoaders. Under DDP each process reads its own shard of every split. Stateful
-    (torchdata): a step checkpoint holds the training loader's position in its epoch."""
+    """Three DataLoaders and dims(). Under DDP each process reads its own shard of every split.
+    Stateful (torchdata): a step checkpoint holds the training loader's position in its epoch."""
     x, y = load(args)
     loaders = []
     for name, idx in zip(("train", "val", "test"), split(len(y), args)):
@@ -71,7 +67,7 @@ def build(args, seed, rank=0, world_size=1):
             data, batch_size=args.batch_size, shuffle=train and sampler is None,
             sampler=sampler, generator=generator, num_workers=args.num_workers,
             pin_memory=args.pin_memory, persistent_workers=args.num_workers > 0))
-    return loaders
+    return (*loaders, dims(x, y))
 
 
 def reseed(loader, seed, epoch, rank=0):

@@ -1,8 +1,9 @@
-"""One epoch of training or evaluation. Returns the epoch's metrics: {name: mean over the split}.
+"""One epoch of training or evaluation, plain PyTorch. The metrics are yours: a dict of names.
 
-A task's metrics are defined here once: METRICS names them, measure() sums them per batch. Every
-name becomes `train/<name>`, `val/<name>`, `test/<name>` in TensorBoard and the record, and
-config.best_metric may name any of them (e.g. "val/mae").
+train() passes each optimizer step's metrics to run.step() (the tooling averages them into
+`train/<name>` at each evaluation); evaluate() returns the split's metrics, `val/<name>` and
+`test/<name>` in TensorBoard and the record. config.best_metric names one of them.
+Integer targets are classes (cross-entropy, accuracy); float targets are values (MSE, MAE).
 """
 import sys
 from contextlib import nullcontext
@@ -13,39 +14,35 @@ from tqdm import tqdm
 
 from utils.distributed import all_reduce_sum, bar_disabled
 
-METRICS = {"classification": ("loss", "acc"), "regression": ("loss", "mse", "mae")}  # what measure() sums
 
-
-def criterion(out, y, task):
+def criterion(out, y):
     """The loss that training minimises."""
-    if task == "classification":
-        return F.cross_entropy(out, y)
-    return F.mse_loss(out.squeeze(-1), y)
+    if y.is_floating_point():
+        return F.mse_loss(out.squeeze(-1), y)
+    return F.cross_entropy(out, y)
 
 
-def measure(out, y, loss, task):
-    """This batch's sum of each metric of METRICS[task], in that order (a mean of the batch times its size)."""
-    if task == "classification":
-        return loss.detach() * len(y), (out.argmax(1) == y).sum()
-    err = out.detach().squeeze(-1).float() - y
-    return loss.detach() * len(y), err.pow(2).sum(), err.abs().sum()
+def measure(out, y, loss):
+    """This batch's metrics, as means over the batch (tensors: nothing waits for the device)."""
+    if y.is_floating_point():
+        err = out.detach().squeeze(-1).float() - y
+        return {"loss": loss.detach(), "mse": err.pow(2).mean(), "mae": err.abs().mean()}
+    return {"loss": loss.detach(), "acc": (out.argmax(1) == y).double().mean()}
 
 
-def train(model, loader, optimizer, scaler, state, args, desc="train"):
-    """Optimizer steps of args.grad_accum batches each. `scaler` is a GradScaler (a pass-through
-    unless precision is fp16); `state` (state.State) continues an epoch from a step checkpoint and
-    writes one when due."""
+def train(model, loader, optimizer, scaler, run, args, desc="train"):
+    """Optimizer steps of args.grad_accum batches each; run.step() after each. `scaler` is a
+    GradScaler (a pass-through unless precision is fp16). A continued epoch's loader starts where
+    it stopped: run.in_epoch counts the steps already done."""
     model.train()
-    sums = state.epoch_sums(torch.zeros(len(METRICS[args.task]) + 1, dtype=torch.float64, device=args.device))
-    done, batches = state.step * args.grad_accum, len(loader)  # a continued epoch has `done` behind it
+    done, batches = run.in_epoch * args.grad_accum, len(loader)
     for i, (x, y) in enumerate(tqdm(loader, desc=desc, initial=done, total=batches, leave=False,
                                     file=sys.stderr, disable=bar_disabled()), done + 1):
         x, y = x.to(args.device, non_blocking=True), y.to(args.device, non_blocking=True)
         with autocast(args):
             out = model(x)
-            loss = criterion(out, y, args.task)
+            loss = criterion(out, y)
         scaler.scale(loss / args.grad_accum).backward()
-        add(sums, measure(out, y, loss, args.task), len(y))
         if i % args.grad_accum == 0 or i == batches:
             if args.clip_grad:
                 scaler.unscale_(optimizer)  # clip the true gradients, not fp16's scaled ones
@@ -53,21 +50,25 @@ def train(model, loader, optimizer, scaler, state, args, desc="train"):
             scaler.step(optimizer)
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
-            state.step_done()  # a step checkpoint when due; a Ctrl-C stops the run here
-    return summarise(sums, args.task)
+            run.step(**measure(out, y, loss))  # the last batch's metrics stand for the step
 
 
 @torch.no_grad()
 def evaluate(model, loader, args, desc="eval"):
+    """The split's metrics: sums over its batches (and every process's shard), divided by its size."""
     model.eval()
-    sums = torch.zeros(len(METRICS[args.task]) + 1, dtype=torch.float64, device=args.device)
+    sums, n = {}, 0
     for x, y in tqdm(loader, desc=desc, leave=False, file=sys.stderr, disable=bar_disabled()):
         x, y = x.to(args.device, non_blocking=True), y.to(args.device, non_blocking=True)
         with autocast(args):
             out = model(x)
-            loss = criterion(out, y, args.task)
-        add(sums, measure(out, y, loss, args.task), len(y))
-    return summarise(sums, args.task)
+            batch = measure(out, y, criterion(out, y))
+        for name, value in batch.items():  # kept on the device: no sync per batch
+            sums[name] = sums.get(name, 0) + value.double() * len(y)
+        n += len(y)
+    *totals, n = all_reduce_sum(torch.stack([*sums.values(), torch.tensor(float(n), dtype=torch.float64,
+                                                                          device=args.device)])).tolist()
+    return {name: total / n for name, total in zip(sums, totals)}
 
 
 @torch.no_grad()
@@ -88,15 +89,3 @@ def autocast(args):
         return nullcontext()
     dtype = torch.bfloat16 if args.precision == "bf16" else torch.float16
     return torch.autocast(args.device.split(":")[0], dtype=dtype)
-
-
-def add(sums, values, n):
-    # Kept on the device: no synchronising .item() per batch. The last place counts samples.
-    for k, value in enumerate(values):
-        sums[k] += value
-    sums[-1] += n
-
-
-def summarise(sums, task):
-    *totals, n = all_reduce_sum(sums).tolist()  # over every process under DDP
-    return {name: total / n for name, total in zip(METRICS[task], totals)}

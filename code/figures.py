@@ -1,5 +1,5 @@
 """Pictures of a run's validation predictions in TensorBoard, every config.figure_every epochs
-(main.py calls log()). Three ways in, each a no-op on all but rank 0:
+(main.py calls log(run.recorder, ...)). Three ways in, each a no-op on all but rank 0:
   - rec.image(tag, image, epoch): an image tensor, PNG-encoded on the background writer;
   - rec.figure(tag, epoch, draw, *data): the matplotlib figure draw(*data) returns, drawn and
     rendered on the background writer (matplotlib costs tens of milliseconds a figure);
@@ -10,11 +10,11 @@ epoch benchmark stays within its target; the regression example logs a matplotli
 import torch
 
 
-def log(rec, epoch, out, y, task):
-    if task == "classification":
-        rec.image("val/confusion", confusion(out.argmax(1), y, out.shape[1]), epoch)
-    else:
+def log(rec, epoch, out, y):
+    if y.is_floating_point():
         rec.figure("val/predicted", epoch, scatter, out.squeeze(-1), y)
+    else:
+        rec.image("val/confusion", confusion(out.argmax(1), y, out.shape[1]), epoch)
 
 
 def confusion(predicted, true, classes, cell=16):

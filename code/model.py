@@ -39,7 +39,7 @@ class MLP(nn.Module):
 
 
 def build(args, dims=((1, 8, 8), 10)):
-    """The model for config.model; `dims`: (one sample's shape, outputs), from dataloader.dims()."""
+    """The model for config.model (a name of args_process.MODELS); `dims`: (one sample's shape, outputs)."""
     shape, outputs = dims
     if args.model == "cnn":
         return DigitsCNN(args.channels, args.dropout, outputs)

@@ -36,17 +36,17 @@ from bench_checkpoint import mlp
 side, width, epochs = {side!r}, {width}, {epochs}
 if side == "template":
     import main, model
-    from utils import runs
+    from utils import runner, runs
     model.build = lambda args, dims=None: mlp(width)
     run, _ = runs.create("bench", None, "bench_checkpoint.py", {overrides}, 0, True)
     sys.stdout = open(os.devnull, "w")
-    assert main.main(["--run-dir", str(run.dir)]) == 0
+    assert runner.main(main.train, ["--run-dir", str(run.dir)]) == 0
 elif side == "bare":
     import dataloader
     from utils import overrides
     from types import SimpleNamespace
-    args = SimpleNamespace(**overrides.apply(overrides.load_config(), {overrides}), pin_memory=False, task="classification")
-    train, val, _ = dataloader.build(args, 0)
+    args = SimpleNamespace(**overrides.apply(overrides.load_config(), {overrides}), pin_memory=False)
+    train, val, _, _ = dataloader.build(args, 0)
     net = mlp(width)
     opt = torch.optim.Adam(net.parameters(), args.lr)
     for _ in range(epochs):
@@ -90,14 +90,13 @@ def write_times(width, folder):
     """(template write, bare torch.save) seconds, best of 3, of one trained state."""
     sys.path.insert(0, str(CODE))
     import torch
-    import state as template_state
-    from utils import checkpoints
+    from utils import checkpoints, snapshot as template_snapshot
     net = mlp(width)
     opt = torch.optim.Adam(net.parameters())
     torch.nn.functional.cross_entropy(net(torch.rand(8, 1, 8, 8)), torch.zeros(8, dtype=torch.long)).backward()
     opt.step()
-    snapshot = {"model": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": {}, "epoch": 1,
-                "best": 0.0, "best_epoch": 1, "stale": 0, "rng": [template_state.rng_states()]}
+    snapshot = {"model": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": {}, "epoch": 1, "step": 0,
+                "best": 0.0, "best_epoch": 1, "stale": 0, "ranks": [{"rng": template_snapshot.rng_states()}]}
     ours, bare = [], []
     for _ in range(3):
         os.sync()  # neither side pays for the other's (or the runs') dirty pages being written back

@@ -6,7 +6,7 @@
 --set changes the config of both sides: `--set precision=bf16 grad_accum=2` measures the template
 against a bare loop that also autocasts to bf16 and steps every 2 batches.
 
-Template side: the real thing, `main.main(["--run-dir", dir])` in this process on a temporary
+Template side: the real thing, `runner.main(main.train, ["--run-dir", dir])` in this process on a temporary
 project (RUNTAG_ROOT), so every epoch pays for its checkpoint (written in the background),
 statistic.json rewrite, TensorBoard scalars, tqdm bars (stderr looks like a terminal) and the
 log tee. Bare side: the same data as plain torch DataLoaders (the template's are torchdata's
@@ -40,12 +40,11 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 
-import args_process  # noqa: E402
 import dataloader  # noqa: E402
 import main  # noqa: E402
 import model as models  # noqa: E402
-from state import seed_everything  # noqa: E402
-from utils import overrides, runs  # noqa: E402
+from utils import overrides, runner, runs, settings  # noqa: E402
+from utils.snapshot import seed_everything  # noqa: E402
 
 SEED = 1234
 CHANGES = {}  # --set: config changes for both sides
@@ -64,9 +63,9 @@ def config(epochs):
 
 def bare(epochs):
     """What a researcher would write without the template. Returns the time each epoch ended."""
-    args = args_process.process(config(epochs))
+    args = settings.process(config(epochs))
     seed_everything(SEED)
-    train_loader, val_loader, test_loader = map(plain, dataloader.build(args, SEED))
+    train_loader, val_loader, test_loader = map(plain, dataloader.build(args, SEED)[:3])
     net = models.build(args).to(args.device)
     optimizer = main.build_optimizer(net, args)
     scheduler = main.build_scheduler(optimizer, args)
@@ -128,7 +127,7 @@ def template(epochs):
     sys.__stdout__ = open(os.devnull, "w")  # the log tee also copies to the terminal: not ours to show
     sys.stderr = Terminal(open(os.devnull, "wb"))
     try:
-        rc = main.main(["--run-dir", str(run_dir)])
+        rc = runner.main(main.train, ["--run-dir", str(run_dir)])
     finally:  # the run has closed its log tee
         sys.stdout, sys.stderr = stdout, stderr
         sys.__stdout__.close()
@@ -165,7 +164,7 @@ def profile(long):
     stats = pstats.Stats(prof, stream=sys.stdout).strip_dirs()
     stats.sort_stats("cumulative").print_stats(20)
     print("the template's bookkeeping (main thread):")
-    stats.print_stats(r"recorder.py|state.py|log.py|atomic.py|std.py|writer.py|main.py:\d+\(train\)")
+    stats.print_stats(r"recorder.py|session.py|checkpointing.py|log.py|atomic.py|std.py|writer.py|main.py:\d+\(train\)")
 
 
 def parse():
@@ -183,7 +182,7 @@ def parse():
 
 def report(opts, results):
     """results[side][n]: the (wall, cpu, ends) of each round's n-epoch run."""
-    args = args_process.process(config(opts.long))
+    args = settings.process(config(opts.long))
     print(f"device {args.device}, torch threads {opts.threads}, batch {args.batch_size}, "
           f"{opts.rounds} rounds of {opts.short}- and {opts.long}-epoch runs per side"
           + (f", both sides with {' '.join(opts.set)}" if opts.set else ""))

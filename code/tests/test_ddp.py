@@ -63,12 +63,12 @@ def test_test_accuracy_is_over_the_whole_split(reference):
     script = f"""
 import json, sys
 sys.path.insert(0, {str(code)!r})
-import args_process, dataloader, epoch, model
+import dataloader, epoch, model
 from utils.checkpoints import load as load_checkpoint
-from utils import overrides
+from utils import overrides, settings
 rec = json.load(open({str(reference.run_dir('ddp', 0) / 'statistic.json')!r}))
-args = args_process.process(overrides.apply(overrides.load_config(), rec["overrides"]))
-_, _, test = dataloader.build(args, rec["seed"])
+args = settings.process(overrides.apply(overrides.load_config(), rec["overrides"]))
+_, _, test, _ = dataloader.build(args, rec["seed"])
 net = model.build(args)
 net.load_state_dict(load_checkpoint({str(reference.run_dir('ddp', 0) / 'checkpoint/epoch_best.pth')!r})["model"])
 print(json.dumps(epoch.evaluate(net, test, args)))
@@ -76,7 +76,7 @@ print(json.dumps(epoch.evaluate(net, test, args)))
     out = subprocess.run([PYTHON, "-c", script], capture_output=True, text=True, check=True, env=reference.env())
     loss, acc = json.loads(out.stdout.strip().splitlines()[-1]).values()
     metrics = reference.record("ddp", 0)["metrics"]
-    assert acc == metrics["test/acc"]
+    assert acc == pytest.approx(metrics["test/acc"], rel=1e-12)  # the whole split: a shard differs by > 1%
     assert loss == pytest.approx(metrics["test/loss"], rel=1e-6)
 
 

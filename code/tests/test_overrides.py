@@ -56,7 +56,7 @@ def test_run_with_a_typo_suggests_the_key_and_writes_nothing(project):
     ({"epochs": float("inf")}, "invalid config value epochs=inf — use a whole number"),
 ])
 def test_checkpoint_counts_are_checked_before_a_run(change, expected):
-    import args_process
+    from utils import settings
     with pytest.raises(UserError) as err:
-        args_process.check({**CONFIG, **change})
+        settings.check({**CONFIG, **change})
     assert str(err.value) == expected

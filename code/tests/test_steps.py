@@ -20,7 +20,7 @@ RUN = ["epochs=4", "checkpoint_steps=3", "checkpoint_interval=0"]  # 20 steps an
 DDP = ["--nproc", "2", "epochs=3", "checkpoint_steps=2", "checkpoint_interval=0"]  # 10 steps a rank
 BACKWARD = "        scaler.scale(loss / args.grad_accum).backward()\n"
 STOP = BACKWARD + """        at = os.environ.get("STOP_AT", "").split(":")  # tests only: see code/tests/test_steps.py
-        if at[:2] == [desc.split()[1], str(state.step + 1)] and os.environ.get("RANK", "0") == "0":
+        if at[:2] == [desc.split()[1], str(run.in_epoch + 1)] and os.environ.get("RANK", "0") == "0":
             os.killpg(0, signal.SIGKILL if at[2] == "kill" else signal.SIGINT)
 """
 

@@ -22,10 +22,10 @@ def constant_predictor_mse(project):
     script = """
 import json, sys
 sys.path.insert(0, "code")
-import args_process, dataloader
-from utils import overrides
-args = args_process.process(overrides.apply(overrides.load_config(), {"data": "diabetes", "model": "mlp", "best_metric": "val/mse"}))
-train, _, test = dataloader.build(args, 0)
+import dataloader
+from utils import overrides, settings
+args = settings.process(overrides.apply(overrides.load_config(), {"data": "diabetes", "model": "mlp", "best_metric": "val/mse"}))
+train, _, test, _ = dataloader.build(args, 0)
 mean = train.dataset.tensors[1].mean()
 print(json.dumps(float((test.dataset.tensors[1] - mean).pow(2).mean())))
 """

@@ -66,8 +66,8 @@ def run(args):
     init = best_weights(args.init_from) if args.init_from else None
     config = overrides.load_config()
     changes = {**(parent[1]["overrides"] if parent else {}), **overrides.parse(args.overrides, config)}
-    import args_process
-    args_process.check(overrides.apply(config, changes))
+    from utils import settings
+    settings.check(overrides.apply(config, changes))
     head = repo.head.commit.hexsha
     if dirty and gitrepo.tag_commit(repo, args.tag):  # -m makes a new commit: the tag would mark another
         gitrepo.ensure_tag(repo, args.tag, None)

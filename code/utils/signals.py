@@ -74,6 +74,20 @@ def join():
         received.append("a stop of another rank")
 
 
+def hold():
+    """From the loop's run.track() to its end: a signal is only noted, and acted on at the next
+    optimizer step or evaluation (utils/session.py), after a checkpoint."""
+    global deferring
+    deferring = True
+
+
+def release():
+    """Training is over (the test): a signal raises at once again; one noted is raised here."""
+    global deferring
+    deferring = False
+    check()
+
+
 @contextmanager
 def deferred():
     """A block that a signal does not cut short: it is noted, and raised when the block ends."""

@@ -170,11 +170,11 @@ def evaluated(project, id, checkpoint):
     script = f"""
 import json, sys
 sys.path.insert(0, "code")
-import args_process, dataloader, epoch, model
+import dataloader, epoch, model
 from utils.checkpoints import load as load_checkpoint
 rec = json.load(open({str(project.run_dir('cut', id) / 'statistic.json')!r}))
-from utils import overrides
-args = args_process.process(overrides.apply(overrides.load_config(), rec["overrides"]))
+from utils import overrides, settings
+args = settings.process(overrides.apply(overrides.load_config(), rec["overrides"]))
 net = model.build(args)
 net.load_state_dict(load_checkpoint({str(checkpoint)!r})["model"])
 print(json.dumps(epoch.evaluate(net, dataloader.build(args, rec["seed"])[2], args)))

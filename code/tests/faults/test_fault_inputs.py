@@ -26,14 +26,15 @@ from conftest import assert_one_line_mistake
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # code/: the template's modules
 
-import args_process  # noqa: E402
 from utils import gitrepo, overrides, runs  # noqa: E402
 from utils.errors import UserError  # noqa: E402
+from utils.settings import check as check_config  # noqa: E402
 from utils.statistic import record, title  # noqa: E402
 
 SAFE = set(string.ascii_letters + string.digits + "-_.+")
 IDS = (0, 1, 2, 3)
 CONFIG = overrides.load_config()
+NUMBERS = [k for k, v in CONFIG.items() if type(v) in (int, float)]  # config.py's numeric keys
 QUIET = dict(deadline=None, database=None)  # a failure prints its example; none is stored to replay
 
 
@@ -129,7 +130,7 @@ def test_an_override_the_run_would_trip_over_is_refused_up_front(lab, override, 
 def test_existing_data_and_every_device_form_pass(lab):
     for item in ("data=mine", "data=digits", "model=cnn", "best_metric=train/loss", "device=auto",
                  "device=cpu", "device=cuda", "device=cuda:12"):
-        args_process.check(overrides.apply(CONFIG, overrides.parse([item], CONFIG)))
+        check_config(overrides.apply(CONFIG, overrides.parse([item], CONFIG)))
 
 
 def test_a_deeply_nested_override_value_is_a_mistake():
@@ -267,13 +268,13 @@ items = st.lists((near | anything).map("".join), max_size=3)
 
 
 def test_generated_overrides_give_a_config_that_runs_or_are_refused(lab):
-    """300 lists of `key=value`. What passes overrides.parse and args_process.check is what a
+    """300 lists of `key=value`. What passes overrides.parse and the config checks is what a
     run can start with: a known device, data set, model and metric, numbers where numbers go."""
     def holds(_, cfg):
         assert re.fullmatch(r"auto|cpu|cuda(:[0-9]+)?", cfg["device"])
         assert cfg["data"] in ("digits", "mine") and cfg["model"] == "cnn"
         assert cfg["best_metric"] in ("val/acc", "val/loss", "train/acc", "train/loss")
-        assert all(type(cfg[k]) in (int, float) for k in args_process.NUMBERS)
+        assert all(type(cfg[k]) in (int, float) for k in NUMBERS)
 
     generated(items, 300, checked_config, holds, "override lists")
 
@@ -281,7 +282,7 @@ def test_generated_overrides_give_a_config_that_runs_or_are_refused(lab):
 def checked_config(argv):
     """The config a run would get from these overrides, as `run` checks it."""
     cfg = overrides.apply(CONFIG, overrides.parse(argv, CONFIG))
-    args_process.check(cfg)
+    check_config(cfg)
     return cfg
 
 

@@ -118,10 +118,10 @@ def checked(key, value, config, where):
 
 
 def check_config(combination, config, where):
-    """args_process's checks (choices, ranges) before any run starts, not in the middle."""
-    import args_process
+    """The config checks (utils/settings.py, then code/args_process.py) before any run starts, not in the middle."""
+    from utils import settings
     try:
-        args_process.check(overrides.apply(config, combination))
+        settings.check(overrides.apply(config, combination))
     except UserError as err:
         what, todo = err.args
         raise UserError(f"{where}, combination {overrides.argv(combination)}: {what}", todo) from None

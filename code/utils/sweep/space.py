@@ -182,7 +182,7 @@ def parse(found, documents, default, config, name, checked, check_config):
     search = Search(**{k: settings_.get(k) for k in ("method", "trials", "metric", "goal", "prune", "grace", "eta")},
                     default=default, space=space)
     search.trials = search.trials or search.size()
-    for corner in corners(search):  # args_process's checks at the space's edges, before any trial
+    for corner in corners(search):  # settings' checks at the space's edges, before any trial
         check_config(corner, config, f"{name} document {n}")
     return search
 
