@@ -54,7 +54,7 @@ def test_two_processes_make_one_run(reference):
     log = (folder / "log").read_text()
     assert log.count("epoch 4/4") == 1  # one copy of every line: rank 0's
     ckpt = torch.load(folder / "checkpoint/epoch_last.pth", weights_only=True)
-    assert len(ckpt["rng"]) == 2 and not any(k.startswith("module.") for k in ckpt["model"])
+    assert len(ckpt["ranks"]) == 2 and not any(k.startswith("module.") for k in ckpt["model"])
 
 
 def test_test_accuracy_is_over_the_whole_split(reference):

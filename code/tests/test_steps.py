@@ -87,7 +87,7 @@ def test_ctrl_c_inside_an_epoch_writes_a_step_checkpoint_and_ends_interrupted(pr
     last = (checkpoint / "epoch_last.pth").resolve()
     assert re.fullmatch(r"epoch_2_step_(\d+)\.pth", last.name), last.name  # not epoch 1's end
     ckpt = load_checkpoint(last)
-    assert ckpt["epoch"] == 1 and ckpt["step"] >= 7 and len(ckpt["loader"]) == 1
+    assert ckpt["epoch"] == 1 and ckpt["step"] >= 7 and len(ckpt["ranks"]) == 1 and "data" in ckpt["ranks"][0]
     assert (checkpoint / "epoch_best.pth").resolve().name == "epoch_1.pth"
     listed = project.cli("expels", "ctrlc", check=True).stdout
     assert f" 1+{ckpt['step']} " in listed, listed  # its checkpoint: after epoch 1, steps into epoch 2
@@ -98,15 +98,17 @@ def test_ctrl_c_inside_an_epoch_writes_a_step_checkpoint_and_ends_interrupted(pr
 
 
 def test_a_checkpoint_from_before_step_checkpoints_still_continues(project):
-    """A checkpoint as runtag wrote it before this change (no step, no data position) is an
-    epoch's end: `con` goes on from it as it always did."""
+    """A checkpoint without the clock's newer counters (no step, no global step count, no data
+    position: as an epoch's end was written before step checkpoints) is an epoch's end: `con`
+    goes on from it as it always did."""
     stopped_at(project, "old", "3:5:kill", *RUN)
     checkpoint = project.run_dir("old", 0) / "checkpoint"
     for path in checkpoint.glob("epoch_*_step_*.pth"):
         path.unlink()
-    old_keys = {"model", "optimizer", "scheduler", "epoch", "best", "best_epoch", "stale", "rng"}
+    old_keys = {"model", "optimizer", "scheduler", "epoch", "best", "best_epoch", "stale", "ranks"}
     for path in checkpoint.glob("epoch_[0-9].pth"):
         old = {k: v for k, v in torch.load(path, weights_only=True).items() if k in old_keys}  # read whole:
+        old["ranks"] = [{"rng": part["rng"]} for part in old["ranks"]]
         torch.save(old, path)  # this overwrites the file in place, which a memory-mapped load must not see
     (checkpoint / "epoch_last.pth").unlink()
     (checkpoint / "epoch_last.pth").symlink_to("epoch_2.pth")
@@ -126,7 +128,7 @@ def test_a_ddp_run_killed_inside_epochs_continues_bit_identical(project):
         record = stopped_at(project, f"ddpkill{i}", f"{epoch}:{step}:kill", *DDP)
         assert record["status"] != "finished" and record["world_size"] == 2
         ckpt = load_checkpoint(project.run_dir(f"ddpkill{i}", 0) / "checkpoint/epoch_last.pth")
-        assert len(ckpt["rng"]) == len(ckpt.get("loader", [0, 0])) == 2
+        assert len(ckpt["ranks"]) == 2 and (not ckpt["step"] or all("data" in part for part in ckpt["ranks"]))
         record, _ = continued(project, f"ddpkill{i}")
         assert record["status"] == "finished" and record["world_size"] == 2
         assert learned(record) == straight, (epoch, step)

@@ -130,7 +130,7 @@ class Checkpointer:
         for name, obj in self.own.items():
             if name in part:
                 obj.load_state_dict(part[name])
-        return part["sums"], {a: ckpt[k] for k, a in COUNTERS.items()}
+        return part.get("sums"), {a: ckpt[k] for k, a in COUNTERS.items() if k in ckpt}  # older files lack some
 
 
 def write_files(directory, trees, best, keep):

@@ -1,17 +1,18 @@
 """SIGINT/SIGTERM end a run as `interrupted`: checkpoints are written atomically, so the last
 one on disk is whole, and the caller waits for pending writes before recording the status.
 
-No moment of a run may lose a Ctrl-C. main.py installs the handler before it imports torch;
+No moment of a run may lose a Ctrl-C. utils/runner.py installs the handler when main.py imports
+it, before torch;
 until the run is `arm()`ed (its Recorder exists, so the status can be written) a signal is only
 noted, and arm() raises it. Raising inside an import or a finalizer could be swallowed
 ("Exception ignored in ..."), so `check()` raises it again if it was.
 
-Inside an epoch the signal is `deferred()`: only noted, so that no step is left half done. The
-training loop looks at `pending()` after every optimizer step, writes a step checkpoint and
-stops there; a signal during validation stops the run at the end of its epoch.
+While the loop trains (from `run.track()`, `hold()`, to the end of training, `release()`) a
+signal is only noted, so that no step is left half done: utils/session.py looks at `pending()`
+after every optimizer step, writes a step checkpoint and stops there; a signal during
+validation stops the run at its evaluation, after the checkpoint.
 """
 import signal
-from contextlib import contextmanager
 
 STOPS = (signal.SIGINT, signal.SIGTERM)
 received = []  # the names of the signals that arrived, in order
@@ -85,16 +86,4 @@ def release():
     """Training is over (the test): a signal raises at once again; one noted is raised here."""
     global deferring
     deferring = False
-    check()
-
-
-@contextmanager
-def deferred():
-    """A block that a signal does not cut short: it is noted, and raised when the block ends."""
-    global deferring
-    deferring = True
-    try:
-        yield
-    finally:
-        deferring = False
     check()
