@@ -10,8 +10,8 @@ import sys
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.data import TensorDataset
-from torchdata.stateful_dataloader import StatefulDataLoader as DataLoader  # its position goes into checkpoints
+from torch.utils.data import DataLoader, TensorDataset
+from torchdata.stateful_dataloader import StatefulDataLoader as DataLoader  # noqa: F811 -- its position goes to checkpoints
 
 
 class Net(nn.Module):
@@ -27,8 +27,9 @@ class Net(nn.Module):
         return F.log_softmax(self.fc2(F.relu(self.fc1(torch.flatten(x, 1)))), dim=1)
 
 
-def digits(batch_size, seed):
-    """Train and test loaders over the 1797 digits, split 80/20 by a fixed permutation."""
+def digits(batch_size):
+    """Train and test loaders over the 1797 digits, split 80/20 by a fixed permutation. The train
+    loader shuffles with torch's global RNG, which torch.manual_seed() seeds."""
     from sklearn.datasets import load_digits
     data = load_digits()
     x = torch.tensor(data.images[:, None] / 16.0, dtype=torch.float32)
@@ -37,8 +38,7 @@ def digits(batch_size, seed):
     cut = int(0.8 * len(y))
     train_set = TensorDataset(x[order[:cut]], y[order[:cut]])
     test_set = TensorDataset(x[order[cut:]], y[order[cut:]])
-    shuffle = torch.Generator().manual_seed(seed)
-    return DataLoader(train_set, batch_size, shuffle=True, generator=shuffle), DataLoader(test_set, 256)
+    return DataLoader(train_set, batch_size, shuffle=True), DataLoader(test_set, 256)
 
 
 def train(args, model, device, loader, optimizer, epoch, run):
@@ -70,17 +70,16 @@ def test(model, device, loader):
 
 def main(run):
     args, device = run.args, run.device  # config.py with the run's overrides; seeded by the run
-    train_loader, test_loader = digits(args.batch_size, run.seed)
+    train_loader, test_loader = digits(args.batch_size)
     model = Net().to(device)
     optimizer = torch.optim.Adadelta(model.parameters(), lr=args.lr)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=args.lr_gamma)
     run.track(model=model, optimizer=optimizer, scheduler=scheduler, data=train_loader)
     for epoch in run.epochs():
         train(args, model, device, train_loader, optimizer, epoch, run)
-        metrics = test(model, device, test_loader)
-        scheduler.step()
-        if run.evaluated(val=metrics):
-            break
+        scheduler.step()  # before run.evaluated(): its checkpoint holds the epoch's every change
+        if run.evaluated(val=test(model, device, test_loader)):
+            break  # early stopping (config.py's patience)
     return test(model, device, test_loader)
 
 
