@@ -13,7 +13,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # code/: the template's modules
 
 from utils import atomic, signals  # noqa: E402
-from utils.checkpointing import resume_point  # noqa: E402
+from utils.checkpoints import resume_point  # noqa: E402
 from utils.checkpoints import load as load_checkpoint  # noqa: E402
 from utils.session import Session  # noqa: E402
 from utils.snapshot import seed_everything  # noqa: E402
@@ -187,14 +187,15 @@ def test_a_continued_run_trains_only_the_epochs_left(tmp_path):
 def test_checkpoint_is_plain_data(tmp_path):
     """A checkpoint loads with weights_only=True: tensors and plain types, no pickled code. Each
     tracked shared object under its own name, the counters, and one part per process; a loader's
-    position only inside an epoch."""
+    position inside an epoch, at its end only its shuffling generators."""
     run = tiny_run(tmp_path, data=loader(1))
     run.evaluated(val={"acc": 0.5})
     run.end()
     ckpt = torch.load(tmp_path / "epoch_1.pth", weights_only=True)
     assert set(ckpt) == {"model", "optimizer", "scheduler", "epoch", "step", "steps", "best", "best_epoch",
                          "best_step", "stale", "evaluations", "names", "ranks"}
-    assert len(ckpt["ranks"]) == 1 and set(ckpt["ranks"][0]) == {"rng", "sums"}
+    assert len(ckpt["ranks"]) == 1 and set(ckpt["ranks"][0]) == {"rng", "sums", "data"}
+    assert set(ckpt["ranks"][0]["data"]) == {"generators"}  # an epoch's end: only what it shuffles with
     assert (ckpt["epoch"], ckpt["step"], ckpt["best"]) == (1, 0, 0.5)
 
 

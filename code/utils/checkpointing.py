@@ -1,16 +1,13 @@
-"""When and how a run's state goes to disk: the loop names what has state (`run.track(...)`),
-this module snapshots it, writes it and loads it back (utils/checkpoints.py names the files).
+"""What a run's state is and how it goes to disk: the loop names what has state (`run.track(...)`),
+this module snapshots it, writes it and loads it back (utils/cadence.py decides when;
+utils/checkpoints.py names the files).
 
 What a checkpoint holds: under its own name, the state_dict() of every model, optimizer,
 scheduler and GradScaler tracked (rank 0's: DDP keeps them equal on every rank); in `ranks`, one
 entry per process: its RNGs, its training metrics summed so far, and the state_dict() of every
 other object tracked (data loaders, datasets, your own objects: each process has its own
-position). A data loader's position is kept only inside an epoch: a new epoch starts it afresh.
-
-When: at an evaluation every `checkpoint_every` evaluations, and inside an epoch every
-`checkpoint_steps` optimizer steps, neither more often than every `checkpoint_interval`
-seconds; a new best, the last evaluation and a stop (Ctrl-C, SIGTERM: at the next step's end)
-always.
+position). A data loader's position is kept inside an epoch; at an epoch's end, the state of
+the generators it shuffles with (a new epoch starts it afresh, drawing from them).
 
 Memory: a state of at most `checkpoint_copy_mb` is copied to host memory (pinned on CUDA) and
 written on the Recorder's writer thread while training goes on; a new best's copy is held there
@@ -32,7 +29,6 @@ SHARED = (torch.nn.Module, torch.optim.Optimizer, torch.optim.lr_scheduler.LRSch
 COUNTERS = {"epoch": "epoch", "step": "in_epoch", "steps": "steps", "best": "best", "best_epoch": "best_epoch",
             "best_step": "best_step", "stale": "stale", "evaluations": "evaluations", "names": "names"}
 RESERVED = set(COUNTERS) | {"ranks", "rng", "sums", "event"}  # the tree's and each part's own keys
-STATE_KEYS = {"epoch", "ranks"}  # what every checkpoint of this format holds
 
 
 @dataclass
@@ -52,8 +48,41 @@ class Policy:
                    args.checkpoint_steps, args.checkpoint_copy_mb, writer)
 
 
+class Mismatch(Exception):
+    """A checkpoint that does not hold what the loop tracks (utils/session.py: one line)."""
+
+
 def is_loader(obj):
     return isinstance(obj, torch.utils.data.DataLoader)
+
+
+def generators(loader):
+    """The torch.Generators a loader and its samplers draw from (each once)."""
+    found = []
+    for owner in (loader, loader.sampler, getattr(loader.batch_sampler, "sampler", None)):
+        g = getattr(owner, "generator", None)
+        if isinstance(g, torch.Generator) and all(g is not f for f in found):
+            found.append(g)
+    return found
+
+
+def position(obj, mid):
+    """What a tracked object's process saves. A loader inside an epoch: its state_dict(); at an
+    epoch's end only its generators' states (its finished iterator's state would start the next
+    epoch elsewhere than a run never stopped, and would undo a reseed)."""
+    if is_loader(obj) and not mid:
+        return {"generators": [g.get_state() for g in generators(obj)]}
+    return obj.state_dict()
+
+
+def place(obj, state):
+    if is_loader(obj) and set(state) == {"generators"}:
+        for g, saved in zip(generators(obj), state["generators"]):
+            g.set_state(saved)
+    else:
+        obj.load_state_dict(state)
+        if is_loader(obj):
+            obj.state_dict()  # builds its iterator now, drawing any seeds from the global RNG before it is restored
 
 
 class Checkpointer:
@@ -111,7 +140,7 @@ class Checkpointer:
         """Everything needed to go on from here, on rank 0 (None elsewhere): the live tensors,
         or with `copy` a host copy of them that training may run ahead of."""
         mid = self.clock.in_epoch > 0
-        own = {n: o.state_dict() for n, o in self.own.items() if mid or not is_loader(o)}
+        own = {n: position(o, mid) for n, o in self.own.items()}
         sums = self.clock.sums
         parts = distributed.gather({"rng": rng_states(), "sums": sums.detach().cpu().clone() if sums is not None
                                     else None, **own})
@@ -124,12 +153,16 @@ class Checkpointer:
     def load(self, ckpt):
         """Every tracked object, and this process's part, from a checkpoint; its counters."""
         for name, obj in self.shared.items():
-            unwrap(obj).load_state_dict(ckpt[name])
+            if name in ckpt:
+                unwrap(obj).load_state_dict(ckpt[name])
+            elif not isinstance(obj, torch.amp.GradScaler):  # files from before fp16 have none: a fresh one is theirs
+                held = ", ".join(k for k in ckpt if k not in RESERVED)
+                raise Mismatch(f"the checkpoint holds no {name!r} (it holds {held})")
         part = ckpt["ranks"][distributed.world()[0] % len(ckpt["ranks"])]  # a run may continue on fewer
-        set_rng_states(part["rng"])
         for name, obj in self.own.items():
             if name in part:
-                obj.load_state_dict(part[name])
+                place(obj, part[name])
+        set_rng_states(part["rng"])  # last: a restored loader's new iterator drew its seeds before it
         return part.get("sums"), {a: ckpt[k] for k, a in COUNTERS.items() if k in ckpt}  # older files lack some
 
 
@@ -148,46 +181,9 @@ def write_files(directory, trees, best, keep):
     checkpoints.prune(directory, keep)
 
 
-def resume_point(directory, world_size=1):
-    """Where a continued run goes on from: (checkpoint, skipped), the newest checkpoint in
-    `directory` that loads and the newer ones that do not (Unloadable), tried in the order of
-    checkpoints.candidates(). A checkpoint from inside an epoch needs as many processes as wrote
-    it. None loads: Unloadable for the folder, listing them, and nothing changed in it."""
-    skipped = []
-    for path in checkpoints.candidates(directory):
-        try:
-            ckpt = checkpoints.loaded(path, STATE_KEYS)
-            if ckpt.get("step") and len(ckpt["ranks"]) != world_size:
-                raise checkpoints.Unloadable(path, f"inside an epoch, by {len(ckpt['ranks'])} processes,"
-                                             f" not {world_size}")
-        except checkpoints.Unloadable as err:
-            skipped.append(err)
-            continue
-        checkpoints.remove_temporaries(directory)  # the run goes on, and will write here
-        return ckpt, skipped
-    raise checkpoints.Unloadable(directory, checkpoints.listing(skipped) or "no epoch file")
-
-
-def best_checkpoint(directory, epoch, step=0):
-    """The best evaluation's state for the test: (path, checkpoint) from epoch_best.pth, else from
-    its own file, each only if it holds that evaluation, or None; and the files skipped."""
-    best, own = directory / BEST, directory / checkpoints.name(epoch, step)
-    skipped = []
-    for path in [best] + ([own] if own.resolve() != best.resolve() else []):
-        try:
-            ckpt = checkpoints.loaded(path, STATE_KEYS)
-        except checkpoints.Unloadable as err:
-            skipped.append(err)
-            continue
-        if (ckpt["epoch"], ckpt.get("step", 0)) == (epoch, step):
-            return (path, ckpt), skipped
-        skipped.append(checkpoints.Unloadable(path, f"holds {checkpoints.name(ckpt['epoch'], ckpt.get('step', 0))},"
-                                                    f" not the best {checkpoints.name(epoch, step)}"))
-    return None, skipped
-
-
 def unwrap(obj):
     """The model itself, under DistributedDataParallel and torch.compile or not: its state_dict
     loads into the plain model. Anything else as it is."""
-    obj = getattr(obj, "module", obj) if isinstance(obj, torch.nn.Module) else obj
+    wrappers = (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)
+    obj = obj.module if isinstance(obj, wrappers) else obj  # not any .module: an AveragedModel is whole
     return getattr(obj, "_orig_mod", obj)

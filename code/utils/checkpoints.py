@@ -13,6 +13,7 @@ from pathlib import Path
 from utils import atomic
 from utils.runs import BEST, LAST
 
+STATE_KEYS = {"epoch", "ranks"}  # what every training state holds (utils/checkpointing.py)
 FILE = re.compile(r"epoch_(\d+)(?:_step_(\d+))?\.pth")
 
 
@@ -128,6 +129,44 @@ def load(path, map_location="cpu"):
         raise
     except Exception as err:  # noqa: BLE001 -- anything else torch.load raises is the file's fault
         raise Unloadable(path, why_unloadable(path, err)) from None
+
+
+def resume_point(directory, world_size=1):
+    """Where a continued run goes on from: (checkpoint, skipped), the newest checkpoint in
+    `directory` that loads and the newer ones that do not (Unloadable), tried in the order of
+    candidates(). A checkpoint from inside an epoch needs as many processes as wrote
+    it. None loads: Unloadable for the folder, listing them, and nothing changed in it."""
+    skipped = []
+    for path in candidates(directory):
+        try:
+            ckpt = loaded(path, STATE_KEYS)
+            if ckpt.get("step") and len(ckpt["ranks"]) != world_size:
+                raise Unloadable(path, f"inside an epoch, by {len(ckpt['ranks'])} processes,"
+                                             f" not {world_size}")
+        except Unloadable as err:
+            skipped.append(err)
+            continue
+        remove_temporaries(directory)  # the run goes on, and will write here
+        return ckpt, skipped
+    raise Unloadable(directory, listing(skipped) or "no epoch file")
+
+
+def best_checkpoint(directory, epoch, step=0):
+    """The best evaluation's state for the test: (path, checkpoint) from epoch_best.pth, else from
+    its own file, each only if it holds that evaluation, or None; and the files skipped."""
+    best, own = directory / BEST, directory / name(epoch, step)
+    skipped = []
+    for path in [best] + ([own] if own.resolve() != best.resolve() else []):
+        try:
+            ckpt = loaded(path, STATE_KEYS)
+        except Unloadable as err:
+            skipped.append(err)
+            continue
+        if (ckpt["epoch"], ckpt.get("step", 0)) == (epoch, step):
+            return (path, ckpt), skipped
+        skipped.append(Unloadable(path, f"holds {name(ckpt['epoch'], ckpt.get('step', 0))},"
+                                                    f" not the best {name(epoch, step)}"))
+    return None, skipped
 
 
 def why_unloadable(path, err):

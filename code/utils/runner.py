@@ -89,8 +89,7 @@ def flush(session):
 def resume_from(run):
     """The newest checkpoint of the run that loads, and the newer ones skipped. Read before the
     run starts, so that a run with none is refused in one line and keeps its status."""
-    from utils.checkpointing import resume_point
-    from utils.checkpoints import Unloadable
+    from utils.checkpoints import Unloadable, resume_point
     try:
         return resume_point(run.checkpoints, distributed.world()[2])
     except Unloadable as err:

@@ -27,7 +27,7 @@ evaluation, over every process.
 """
 import time
 
-from utils import checkpointing, distributed, signals
+from utils import cadence, checkpointing, checkpoints, distributed, signals
 from utils.checkpoints import listing
 
 
@@ -51,11 +51,10 @@ class Session:
         self.sums = None        # run.step()'s values summed since the last evaluation; the last: steps
         self.names = ()
         self.checkpointer = None
-        self.unwritten = False  # the newest evaluation is not on disk yet
         self.over = False       # end() was called: training is over
-        self.agreement = distributed.Agreement()
         self.running = self.per_epoch = None
-        self.group = {"lr": 0.0}
+        self.group = {"lr": 0.0}  # the first optimizer's first parameter group
+        self.lr = 0.0
 
     # --- the loop's calls
 
@@ -65,16 +64,20 @@ class Session:
         if clash := sorted(set(things) & checkpointing.RESERVED):
             raise LoopError(f"run.track() got reserved names {', '.join(clash)} — name those objects otherwise")
         missing = [n for n, o in things.items() if not hasattr(o, "state_dict") or not hasattr(o, "load_state_dict")]
+        if plain := [n for n in missing if checkpointing.is_loader(things[n])]:
+            raise LoopError(f"run.track(): {plain[0]} is a torch DataLoader, which cannot say where it is in an"
+                            " epoch — use torchdata's StatefulDataLoader (a drop-in) for the training data")
         if missing:
             raise LoopError(f"run.track(): {', '.join(missing)} has no state_dict()/load_state_dict()"
                             " — track only what has state")
         self.loaders = [o for o in things.values() if checkpointing.is_loader(o)]
         self.optimizers = [o for o in things.values() if isinstance(o, checkpointing.torch.optim.Optimizer)]
-        self.group = self.optimizers[0].param_groups[0] if self.optimizers else self.group
         policy = checkpointing.Policy.of(self.args, self.recorder.checkpoints, writer=self.recorder)
         self.checkpointer = checkpointing.Checkpointer(things, self, policy)
+        self.cadence = cadence.Cadence(self.checkpointer)
         if self.resume:
             self.load(*self.resume)
+        self.group = self.optimizers[0].param_groups[0] if self.optimizers else self.group  # after load: it replaces them
         signals.hold()  # from now on a Ctrl-C stops the run at a step's end, after a checkpoint
 
     def epochs(self):
@@ -95,23 +98,10 @@ class Session:
             self.require("run.step()")
         self.in_epoch += 1
         self.steps += 1
+        self.lr = self.group["lr"]  # what this step trained with (a scheduler may step before evaluated())
         if metrics:
             self.add(metrics)
-        policy = self.checkpointer.policy
-        last = self.per_epoch is not None and self.in_epoch >= self.per_epoch
-        every = policy.steps and self.in_epoch % policy.steps == 0
-        if distributed.active():  # decided together, on the votes of the step before
-            interval_ok, stop = self.agreement.read(default=[False, False])
-            self.agreement.post([self.checkpointer.since_write() >= policy.interval, signals.pending()])
-            due = every and interval_ok
-        else:
-            stop = signals.pending()
-            due = every and self.checkpointer.since_write() >= policy.interval
-        if (due or stop) and not last:
-            self.save()
-        if stop and not last:
-            signals.join()
-            signals.stop()
+        self.cadence.step(self.in_epoch, self.per_epoch is not None and self.in_epoch >= self.per_epoch)
         return False
 
     def evaluated(self, **splits):
@@ -127,7 +117,7 @@ class Session:
         self.recorder.epoch(self.epoch, metrics, self.best_epoch, self.lr, seconds, max(self.sums_steps, 1) * batch)
         self.sums = None
         print(f"epoch {self.epoch}/{self.args.epochs}  {shown(metrics)}  {seconds:.2f}s{'  *best' if best else ''}")
-        self.epoch_done(best)
+        self.cadence.evaluation(self.evaluations, best)
         stop = bool(self.args.patience and self.stale >= self.args.patience)
         if stop:
             print(f"early stop: no better {self.args.best_metric} for {self.args.patience} evaluations")
@@ -149,7 +139,7 @@ class Session:
         """Training is over (end()); the best evaluation's weights in the tracked models. Its epoch."""
         self.require("run.restore_best()")
         self.end()
-        found, skipped = checkpointing.best_checkpoint(self.recorder.checkpoints, self.best_epoch, self.best_step)
+        found, skipped = checkpoints.best_checkpoint(self.recorder.checkpoints, self.best_epoch, self.best_step)
         if found:
             for name, obj in self.checkpointer.shared.items():
                 if isinstance(obj, checkpointing.torch.nn.Module):
@@ -172,10 +162,6 @@ class Session:
             return -(-len(self.loaders[0]) // getattr(self.args, "grad_accum", 1)) if len(self.loaders) == 1 else None
         except TypeError:  # an IterableDataset without __len__
             return None
-
-    @property
-    def lr(self):
-        return self.group["lr"]
 
     def add(self, metrics):
         if self.sums is None:
@@ -215,45 +201,14 @@ class Session:
             self.stale += 1
         return better
 
-    # --- checkpoints: when (what and how: utils/checkpointing.py)
-
-    def save(self, best=False):
-        self.unwritten = False
-        self.checkpointer.save(best)
-
-    def epoch_done(self, best):
-        """An evaluation's checkpoint when due or when stopping, the best one always (held in
-        memory while the state is small enough). A stop asked for is raised after it."""
-        late = self.agreement.read(default=[False, False])[1]
-        ck = self.checkpointer
-        due = self.evaluations % ck.policy.every == 0 and ck.since_write() >= ck.policy.interval
-        due, stop = distributed.agree([due, signals.pending() or late])
-        if ck.small() and not (due or stop):
-            if best:
-                ck.hold()  # a copy of the best: it cannot be taken later
-            self.unwritten = True
-        elif due or stop or best:
-            self.save(best=best)
-        else:
-            self.unwritten = True
-        if stop:
-            signals.join()
-            signals.stop()
-
     def finish(self):
-        """The newest evaluation to disk if it is not there yet (when it is the best, its held
-        copy is it), then whatever is held."""
-        ck = self.checkpointer
-        if self.unwritten and ck.small() and (self.best_epoch, self.best_step) == (self.epoch, self.in_epoch):
-            self.unwritten = False
-            if distributed.is_main():
-                ck.write([], None)
-        elif self.unwritten:
-            self.save()
-        ck.flush()
+        self.cadence.finish((self.best_epoch, self.best_step) == (self.epoch, self.in_epoch))
 
     def load(self, ckpt, skipped):
-        sums, counters = self.checkpointer.load(ckpt)
+        try:
+            sums, counters = self.checkpointer.load(ckpt)
+        except checkpointing.Mismatch as err:
+            raise LoopError(f"{err} — run.track() must name what the run that wrote it tracked") from None
         vars(self).update(counters)
         self.names = tuple(self.names)
         if self.in_epoch and sums is not None:
