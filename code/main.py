@@ -53,11 +53,11 @@ def train(run):
         dataloader.reseed(train_loader, run.seed, ep, run.rank)
         epoch.train(net, train_loader, optimizer, scaler, run, args, f"epoch {ep} train")
         val = epoch.evaluate(net, val_loader, args, f"epoch {ep} val")
-        scheduler.step()  # before run.evaluated(): its checkpoint holds the epoch's every change
-        if run.evaluated(val=val):
-            break  # early stopping
         if args.figure_every and ep % args.figure_every == 0 and run.rank == 0:
             figures.log(run.recorder, ep, *epoch.predict(net, val_loader, args))
+        scheduler.step()
+        if run.evaluated(val=val):  # last in the epoch: its checkpoint is where a continued run goes on
+            break  # early stopping
 
     best = run.restore_best()  # the best epoch's weights
     test = epoch.evaluate(net, test_loader, args, "test")
