@@ -248,3 +248,41 @@ def test_the_windows_continue_bit_identical_after_kill_9(windows, where):
     assert curves(windows, tag) == curves(windows, "straight")
     epoch, step = map(int, where.split(":"))
     assert (int(after), int(at or 0)) <= (epoch - 1, step - 1)
+
+
+# --- 4. a metric of the whole split, not of batches: ROC-AUC (code/examples/auc.py)
+
+AUC = ["epochs=3", "batch_size=64", "lr=1e-2", "best_metric=val/auc", "best_mode=max", *STEPS]  # 7 steps an epoch
+AUC_CHECKS = '''"""Checks of the AUC example's keys (code/examples/auc.py)."""
+from utils.settings import number, one_of
+
+
+def check(cfg):
+    number(cfg, "lr", above=0)
+    one_of(cfg, "best_metric", ["train/loss", "train/auc", "val/loss", "val/auc"])
+'''
+
+
+@pytest.fixture(scope="module")
+def cancer(tmp_path_factory):
+    project = ported(tmp_path_factory.mktemp("auc"), "auc.py", args_process=AUC_CHECKS)
+    project.cli("run", "-f", "straight", *AUC, check=True)
+    return project
+
+
+def test_the_auc_example_decides_its_best_by_val_auc(cancer):
+    record = cancer.record("straight", 0)
+    metrics = record["metrics"]
+    assert record["status"] == "finished" and 0.9 < metrics["test/auc"] <= 1.0, metrics
+    assert {"last/train_auc", "last/train_loss", "best/val_auc"} <= metrics.keys()
+    best = max(v for (k, _), v in curves(cancer, "straight").items() if k == "val/auc")  # TensorBoard: float32
+    assert metrics["best/val_auc"] == pytest.approx(best, rel=1e-6)
+
+
+@pytest.mark.parametrize("where", ["2:5", "3:2"])
+def test_a_continued_epoch_reports_the_same_train_auc(cancer, where):
+    """2:5: from epoch 2's step 3, whose checkpoint holds the 3 batches' predictions so far."""
+    tag = "kill" + where.replace(":", "_")
+    record, _ = killed_and_continued(cancer, tag, f"{where}:kill", *AUC)
+    assert learned(record) == learned(cancer.record("straight", 0))
+    assert curves(cancer, tag) == curves(cancer, "straight")

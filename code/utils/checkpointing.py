@@ -70,19 +70,24 @@ def position(obj, mid):
     """What a tracked object's process saves. A loader inside an epoch: its state_dict(); at an
     epoch's end only its generators' states (its finished iterator's state would start the next
     epoch elsewhere than a run never stopped, and would undo a reseed)."""
-    if is_loader(obj) and not mid:
-        return {"generators": [g.get_state() for g in generators(obj)]}
-    return obj.state_dict()
+    if not is_loader(obj):
+        return obj.state_dict()
+    shuffles = {"generators": [g.get_state() for g in generators(obj)]}
+    return {**shuffles, "loader": obj.state_dict()} if mid else shuffles
 
 
 def place(obj, state):
-    if is_loader(obj) and set(state) == {"generators"}:
-        for g, saved in zip(generators(obj), state["generators"]):
-            g.set_state(saved)
-    else:
+    """Back into a tracked object what position() saved. A loader inside an epoch: its position,
+    its iterator made now (drawing any seeds from the global RNG before that is restored), then
+    its generators as they were, so that the epochs after it shuffle as they would have."""
+    if not is_loader(obj):
         obj.load_state_dict(state)
-        if is_loader(obj):
-            obj.state_dict()  # builds its iterator now, drawing any seeds from the global RNG before it is restored
+        return
+    if "loader" in state:
+        obj.load_state_dict(state["loader"])
+        obj.state_dict()  # builds its iterator from the position
+    for g, saved in zip(generators(obj), state["generators"]):
+        g.set_state(saved)
 
 
 class Checkpointer:
