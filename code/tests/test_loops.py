@@ -68,6 +68,19 @@ def killed_and_continued(project, tag, where, *run):
     return DONE[project.root, tag]
 
 
+def continued_like_straight(project, where, *run):
+    """`run -f` killed at `where`, then `con`: finished, learned metrics and curves equal to the
+    straight run's, continued from a checkpoint before the kill. The tag it used."""
+    tag = "kill" + where.replace(":", "_")
+    record, (after, at) = killed_and_continued(project, tag, f"{where}:kill", *run)
+    assert record["status"] == "finished"
+    assert learned(record) == learned(project.record("straight", 0))
+    assert curves(project, tag) == curves(project, "straight")
+    epoch, step = map(int, where.split(":"))
+    assert (int(after), int(at or 0)) <= (epoch - 1, step - 1)
+    return tag
+
+
 def code_lines(text):
     """The script's code lines: no docstrings, comments or blank lines."""
     dropped, prev = set(), tokenize.INDENT
@@ -207,14 +220,8 @@ def test_the_ema_is_checkpointed_whole(gan):
 @pytest.mark.parametrize("where", ["2:8", "3:2"])
 def test_the_gan_and_its_ema_continue_bit_identical_after_kill_9(gan, where):
     """2:8: from a step checkpoint of epoch 2; 3:2: from epoch 2's end."""
-    tag = "kill" + where.replace(":", "_")
-    record, (after, at) = killed_and_continued(gan, tag, f"{where}:kill", *GAN)
-    assert record["status"] == "finished"
-    assert learned(record) == learned(gan.record("straight", 0))
-    assert curves(gan, tag) == curves(gan, "straight")
+    tag = continued_like_straight(gan, where, *GAN)
     assert_equal_trees(final_state(gan, tag), final_state(gan, "straight"))
-    epoch, step = map(int, where.split(":"))
-    assert (int(after), int(at or 0)) <= (epoch - 1, step - 1)
 
 
 # --- 3. an IterableDataset of random windows with its own state_dict() (code/examples/windows.py)
@@ -241,13 +248,7 @@ def test_the_windows_run_finishes_with_its_metrics(windows):
 @pytest.mark.parametrize("where", ["2:5", "3:2"])
 def test_the_windows_continue_bit_identical_after_kill_9(windows, where):
     """2:5: from the step checkpoint at step 3 of epoch 2 (192 windows drawn); 3:2: from epoch 2's end."""
-    tag = "kill" + where.replace(":", "_")
-    record, (after, at) = killed_and_continued(windows, tag, f"{where}:kill", *WINDOWS)
-    assert record["status"] == "finished"
-    assert learned(record) == learned(windows.record("straight", 0))
-    assert curves(windows, tag) == curves(windows, "straight")
-    epoch, step = map(int, where.split(":"))
-    assert (int(after), int(at or 0)) <= (epoch - 1, step - 1)
+    continued_like_straight(windows, where, *WINDOWS)
 
 
 # --- 4. a metric of the whole split, not of batches: ROC-AUC (code/examples/auc.py)
