@@ -6,26 +6,35 @@ Checks of your keys live in args_process.py (utils/settings.py checks the toolin
 
 # data
 data = "digits"            # "digits" (8x8 images, 10 classes) or "diabetes" (10 features, a number to predict): both
-                           # bundled with scikit-learn; or a folder under __data__/ (see dataloader.py)
+                           # bundled with scikit-learn; "stdlib" (characters of Python's own library source, for
+                           # model=gpt); or a folder under __data__/ (see dataloader.py)
 val_ratio = 0.15           # fraction of the samples held out for validation
 test_ratio = 0.15          # fraction held out for the final test
 split_seed = 0             # the split's own seed: every run, whatever its seed, sees the same test set
 
 # model
-model = "cnn"              # a name known to model.build(): cnn (images) | mlp (flat features, e.g. data=diabetes)
+model = "cnn"              # a name known to model.build(): cnn (images) | mlp (flat features, e.g. data=diabetes) |
+                           # gpt (a character-level transformer, data=stdlib)
 channels = 32              # width of the first convolution; the second has twice as many
 dropout = 0.25             # dropout before the classifier
-width = 64                 # mlp: units of each hidden layer
+width = 64                 # mlp: units of each hidden layer; gpt: the embedding's size
+layers = 2                 # gpt: transformer blocks
+heads = 4                  # gpt: attention heads per block (width must be a multiple of it)
+context = 64               # gpt: characters a window shows; the model predicts each next one
 
 # optimisation
 optimizer = "adam"         # adam | adamw | sgd
 lr = 2e-3                  # learning rate
 momentum = 0.9             # sgd only
 weight_decay = 0.0         # L2 penalty
-lr_schedule = "cosine"     # none | step | cosine
-lr_step = 10               # step schedule: epochs between decays
+lr_schedule = "cosine"     # none | step | cosine: over the run's optimizer steps, after the warm-up
+warmup_steps = 0           # optimizer steps of a linear warm-up from 0 to lr
+lr_step = 10               # step schedule: epochs between decays (optimizer steps when max_steps is set)
 lr_gamma = 0.1             # step schedule: decay factor
-epochs = 20                # number of training epochs
+epochs = 20                # number of training epochs (when max_steps is 0)
+max_steps = 0              # optimizer steps to train; 0: train `epochs` epochs
+eval_every = 0             # optimizer steps between evaluations; 0: at each epoch's end
+log_every = 0              # optimizer steps between training scalars in TensorBoard; 0: at evaluations only
 batch_size = 64            # samples per batch (per process under DDP)
 grad_accum = 1             # batches per optimizer step: the effective batch is batch_size x grad_accum x processes
 clip_grad = 0.0            # clip the gradients' norm to this before each step; 0: no clipping
@@ -48,5 +57,5 @@ checkpoint_copy_mb = 256   # a state up to this size is copied to host memory an
 keep_checkpoints = 2       # checkpoint files kept besides last and best; 0 keeps them all
 device = "auto"            # auto | cpu | cuda | cuda:1
 num_workers = 0            # DataLoader worker processes; 0 loads in the training process
-figure_every = 5           # a figure of the validation predictions in TensorBoard every this many epochs; 0: none
+figure_every = 5           # a figure of the validation predictions in TensorBoard every this many evaluations; 0: none
 tensorboard = True         # `run` starts one TensorBoard over __result__ in the background (never under CI)

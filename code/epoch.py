@@ -3,7 +3,9 @@
 train() passes each optimizer step's metrics to run.step() (the tooling averages them into
 `train/<name>` at each evaluation); evaluate() returns the split's metrics, `val/<name>` and
 `test/<name>` in TensorBoard and the record. config.best_metric names one of them.
-Integer targets are classes (cross-entropy, accuracy); float targets are values (MSE, MAE).
+Integer targets are classes (cross-entropy, accuracy), one per sample or one per position of a
+sequence (a language model's next characters: outputs (N, T, V), targets (N, T)); float targets
+are values (MSE, MAE).
 """
 import sys
 from contextlib import nullcontext
@@ -19,7 +21,7 @@ def criterion(out, y):
     """The loss that training minimises."""
     if y.is_floating_point():
         return F.mse_loss(out.squeeze(-1), y)
-    return F.cross_entropy(out, y)
+    return F.cross_entropy(out.flatten(0, -2), y.flatten())  # (N, C) or (N, T, C): a class per position
 
 
 def measure(out, y, loss):
@@ -27,7 +29,7 @@ def measure(out, y, loss):
     if y.is_floating_point():
         err = out.detach().squeeze(-1).float() - y
         return {"loss": loss.detach(), "mse": err.pow(2).mean(), "mae": err.abs().mean()}
-    return {"loss": loss.detach(), "acc": (out.argmax(1) == y).double().mean()}
+    return {"loss": loss.detach(), "acc": (out.argmax(-1) == y).double().mean()}
 
 
 def train(model, loader, optimizer, scaler, run, args, desc="train"):

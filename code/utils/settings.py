@@ -14,15 +14,19 @@ from utils.overrides import MAX_VALUE
 from utils.process import gpus
 
 DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
+CLOCK = ("max_steps", "eval_every", "log_every", "warmup_steps")  # config.py of older projects may lack them: 0
 
 
 def check(cfg):
     """Validate a config dict (config.py plus overrides); cheap, imports no torch."""
+    for key in CLOCK:
+        cfg.setdefault(key, 0)
     for key, value in cfg.items():
         if isinstance(value, str) and len(value) > MAX_VALUE:  # from a sweep file: the command line checks first
             bad(key, value, f"at most {MAX_VALUE} characters")
     number(cfg, "epochs", "batch_size", "grad_accum", "checkpoint_every", above=0, whole=True)
     number(cfg, "checkpoint_steps", "keep_checkpoints", "patience", low=0, whole=True)
+    number(cfg, *CLOCK, low=0, whole=True)
     number(cfg, "checkpoint_interval", "checkpoint_copy_mb", low=0)
     one_of(cfg, "best_mode", ("max", "min"))
     one_of(cfg, "precision", ("fp32", "bf16", "fp16"))
