@@ -50,6 +50,9 @@ def split(n, args):
 def build(args, seed, rank=0, world_size=1):
     """Three DataLoaders and dims(). Under DDP each process reads its own shard of every split.
     Stateful (torchdata): a step checkpoint holds the training loader's position in its epoch."""
+    if args.data == "stdlib":  # a language model's windows of characters (text.py)
+        import text
+        return text.build(args, seed, rank, world_size)
     x, y = load(args)
     loaders = []
     for name, idx in zip(("train", "val", "test"), split(len(y), args)):
