@@ -110,12 +110,12 @@ def fixed(chars, context, rank=0, world_size=1):
 def build(args, seed, rank=0, world_size=1):
     """The three loaders and dims ((context,), vocabulary size), as dataloader.build() returns them.
     Training draws random windows with replacement, one pass's worth of characters an epoch
-    (len(train) // context windows), from the loader's generator: dataloader.reseed() reseeds it
+    (len(train) // context windows, shared out among DDP's processes), from the loader's generator: dataloader.reseed() reseeds it
     each epoch, so an epoch's windows are a function of (seed, epoch, rank)."""
     train, val, test = splits()
     windows = Windows(train, args.context)
     generator = torch.Generator().manual_seed(seed + rank)
-    sampler = Draws(len(windows), len(train) // args.context, generator)
+    sampler = Draws(len(windows), len(train) // args.context // world_size, generator)  # shared out, as DDP's
     common = dict(batch_size=args.batch_size, num_workers=args.num_workers, pin_memory=args.pin_memory,
                   persistent_workers=args.num_workers > 0)
     loaders = [StatefulDataLoader(windows, sampler=sampler, generator=generator, **common)]

@@ -53,6 +53,7 @@ def test_the_corpus_is_the_same_each_time_and_split_by_position():
     assert len(windows) == text.EVAL_WINDOWS and torch.equal(windows.chars, val) and windows.starts[-1] == len(val) - 17
     shards = [text.build(args, 0, rank, 2)[1].dataset.starts for rank in (0, 1)]
     assert sorted(torch.cat(shards).tolist()) == windows.starts.tolist()  # DDP: disjoint shards, the split once
+    assert len(text.build(args, 0, 1, 2)[0].sampler) == len(train) // 16 // 2  # an epoch's windows shared out
 
 
 def draws(sampler_of, stop):
