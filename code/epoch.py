@@ -32,10 +32,12 @@ def measure(out, y, loss):
     return {"loss": loss.detach(), "acc": (out.argmax(-1) == y).double().mean()}
 
 
-def train(model, loader, optimizer, scaler, run, args, desc="train"):
-    """Optimizer steps of args.grad_accum batches each; run.step() after each. `scaler` is a
-    GradScaler (a pass-through unless precision is fp16). A continued epoch's loader starts where
-    it stopped: run.in_epoch counts the steps already done."""
+def train(model, loader, optimizer, scheduler, scaler, run, args, validate, desc="train"):
+    """Optimizer steps of args.grad_accum batches each, the scheduler's step and run.step() after
+    each; `validate()` when run.step() says an evaluation is due (every eval_every steps, or the
+    epoch's last). True when validate() says stop. `scaler` is a GradScaler (a pass-through unless
+    precision is fp16). A continued epoch's loader starts where it stopped: run.in_epoch counts
+    the steps already done."""
     model.train()
     done, batches = run.in_epoch * args.grad_accum, len(loader)
     for i, (x, y) in enumerate(tqdm(loader, desc=desc, initial=done, total=batches, leave=False,
@@ -52,7 +54,12 @@ def train(model, loader, optimizer, scaler, run, args, desc="train"):
             scaler.step(optimizer)
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
-            run.step(**measure(out, y, loss))  # the last batch's metrics stand for the step
+            scheduler.step()
+            if run.step(**measure(out, y, loss)):  # the last batch's metrics stand for the step
+                if validate():
+                    return True
+                model.train()
+    return False
 
 
 @torch.no_grad()

@@ -1,12 +1,13 @@
 """One run: config → data → model → optimizer → loop → test. Plain PyTorch: edit freely.
 
 The loop talks to the tooling through `run` (utils/session.py): run.track() names what has
-state, run.step() follows each optimizer step (in epoch.train), run.evaluated() takes each
-evaluation's metrics. `run <tag>` starts it; `python code/main.py key=value ...` alone trains
+state, run.step() follows each optimizer step (in epoch.train) and says when an evaluation is
+due, run.evaluated() takes each evaluation's metrics. `run <tag>` starts it; `python code/main.py key=value ...` alone trains
 a throw-away __result__/_debug run.
 """
 from utils import runner  # first: from here on a Ctrl-C is noted, even while torch loads
 
+import math
 import sys
 
 import torch
@@ -26,12 +27,21 @@ def build_optimizer(net, args):
     return cls(net.parameters(), args.lr, weight_decay=args.weight_decay)
 
 
-def build_scheduler(optimizer, args):
-    if args.lr_schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
-    if args.lr_schedule == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, args.lr_step, args.lr_gamma)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+def build_scheduler(optimizer, args, total):
+    """The lr's factor at each optimizer step (`total`: the run's steps): a linear warm-up over
+    warmup_steps, then the schedule over the steps left."""
+    period = args.lr_step * (1 if args.max_steps else max(total // args.epochs, 1))  # lr_step: epochs or steps
+
+    def factor(step):
+        if step < args.warmup_steps:
+            return (step + 1) / args.warmup_steps
+        if args.lr_schedule == "cosine":
+            done = (step - args.warmup_steps) / max(total - args.warmup_steps, 1)
+            return 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
+        if args.lr_schedule == "step":
+            return args.lr_gamma ** ((step - args.warmup_steps) // period)
+        return 1.0
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def train(run):
@@ -45,23 +55,25 @@ def train(run):
     if run.world_size > 1:
         net = DistributedDataParallel(net, device_ids=[args.device] if args.cuda else None)
     optimizer = build_optimizer(net, args)
-    scheduler = build_scheduler(optimizer, args)
+    total = args.max_steps or args.epochs * math.ceil(len(train_loader) / args.grad_accum)  # optimizer steps
+    scheduler = build_scheduler(optimizer, args, total)
     scaler = torch.amp.GradScaler(args.device.split(":")[0], enabled=args.precision == "fp16")
     run.track(model=net, optimizer=optimizer, scheduler=scheduler, scaler=scaler, data=train_loader)
 
-    for ep in run.epochs():  # from where a continued run goes on
-        dataloader.reseed(train_loader, run.seed, ep, run.rank)
-        epoch.train(net, train_loader, optimizer, scaler, run, args, f"epoch {ep} train")
-        val = epoch.evaluate(net, val_loader, args, f"epoch {ep} val")
-        if args.figure_every and ep % args.figure_every == 0 and run.rank == 0:
-            figures.log(run.recorder, ep, *epoch.predict(net, val_loader, args))
-        scheduler.step()
-        if run.evaluated(val=val):  # last in the epoch: its checkpoint is where a continued run goes on
-            break  # early stopping
+    def validate():  # when run.step() says an evaluation is due; True: stop training
+        val = epoch.evaluate(net, val_loader, args, f"step {run.steps} val")
+        if args.figure_every and (run.evaluations + 1) % args.figure_every == 0 and run.rank == 0:
+            figures.log(run.recorder, run.steps, *epoch.predict(net, val_loader, args))
+        return run.evaluated(val=val)  # last: its checkpoint is where a continued run goes on
 
-    best = run.restore_best()  # the best epoch's weights
+    for ep in run.epochs():  # from where a continued run goes on; with max_steps, until they are done
+        dataloader.reseed(train_loader, run.seed, ep, run.rank)
+        if epoch.train(net, train_loader, optimizer, scheduler, scaler, run, args, validate, f"epoch {ep} train"):
+            break  # early stopping, or max_steps
+
+    run.restore_best()  # the best evaluation's weights
     test = epoch.evaluate(net, test_loader, args, "test")
-    print(f"test (best epoch {best}): " + "  ".join(f"test/{k} {v:.4f}" for k, v in test.items()))
+    print(f"test (best at step {run.best_steps}): " + "  ".join(f"test/{k} {v:.4f}" for k, v in test.items()))
     return test
 
 

@@ -261,7 +261,7 @@ def test_expls_and_expels_align_one_line_each(with_runs):
     assert next(r for r in rows if r.startswith("ghost ")).split()[:3] == ["ghost", "1", "0"]
     assert aligned(listing)
 
-    assert per_run[0].split() == ["RUN", "STATUS", "EPOCH", "CHECKPOINT", "BEST", "DURATION", "OVERRIDES"]
+    assert per_run[0].split() == ["RUN", "STATUS", "PROGRESS", "CHECKPOINT", "BEST", "DURATION", "OVERRIDES"]
     assert per_run[1].split()[:5] == ["s/0", "finished", "2/2", "2", "val/acc"]
     assert per_run[1].endswith("  epochs=2") and len(per_run) == 2
     assert aligned(per_run)

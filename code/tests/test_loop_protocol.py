@@ -5,9 +5,9 @@ import pytest
 from conftest import make_project
 
 TRACK = "    run.track(model=net, optimizer=optimizer, scheduler=scheduler, scaler=scaler, data=train_loader)\n"
-EVALUATED = "        if run.evaluated(val=val):"  # the call, up to its comment
+EVALUATED = "        return run.evaluated(val=val)"  # the call, up to its comment
 BROKEN = {
-    "no evaluated": ((EVALUATED, "        if False:"), "epoch 1 ended without run.evaluated(...)"),
+    "no evaluated": ((EVALUATED, "        return False"), "epoch 1 ended without run.evaluated(...)"),
     "no track": ((TRACK, ""), "run.epochs() before run.track(...)"),
     "track twice": ((TRACK, TRACK * 2), "run.track() was called twice"),
     "plain loader": ((TRACK, TRACK.replace("data=train_loader", "data=torch.utils.data.DataLoader(range(4))")),

@@ -17,6 +17,8 @@ from conftest import learned, make_project
 from utils.checkpoints import load as load_checkpoint
 
 RUN = ["epochs=4", "checkpoint_steps=3", "checkpoint_interval=0"]  # 20 steps an epoch on digits
+STEPS = ["max_steps=70", "eval_every=15", "log_every=5", "warmup_steps=10", "checkpoint_steps=4",
+         "checkpoint_interval=0"]  # the step clock: 3.5 epochs, evaluations inside them
 DDP = ["--nproc", "2", "epochs=3", "checkpoint_steps=2", "checkpoint_interval=0"]  # 10 steps a rank
 BACKWARD = "        scaler.scale(loss / args.grad_accum).backward()\n"
 STOP = BACKWARD + """        at = os.environ.get("STOP_AT", "").split(":")  # tests only: see code/tests/test_steps.py
@@ -34,16 +36,18 @@ def project(tmp_path_factory):
     assert BACKWARD in text
     project.commit("code/epoch.py", text.replace(BACKWARD, STOP, 1), "stop at a step")
     project.cli("run", "-f", "straight", *RUN, check=True)
+    project.cli("run", "-f", "bysteps", *STEPS, check=True)
     return project
 
 
-def curves(project, tag):
-    """Every epoch's train and val metrics, from the run's TensorBoard files (a continued run has
-    two): the epoch that was cut has its own figures here, not only in the final record."""
-    events = EventAccumulator(str(project.run_dir(tag, 0) / "tensorboard"), size_guidance={"scalars": 0})
+def curves(project, tag, id=0):
+    """Every scalar a run's TensorBoard files hold (a continued run has two), as TensorBoard shows
+    them: each tag's (step, value) points in order, the interrupted stretch once (purge_step).
+    The machine's own figures (time, memory, system) aside: they differ between any two runs."""
+    events = EventAccumulator(str(project.run_dir(tag, id) / "tensorboard"), size_guidance={"scalars": 0})
     events.Reload()
-    return {(key, e.step): e.value for key in ("train/loss", "train/acc", "val/loss", "val/acc")
-            for e in events.Scalars(key)}
+    return {key: [(e.step, e.value) for e in events.Scalars(key)] for key in events.Tags()["scalars"]
+            if not key.startswith(("time/", "memory/", "system/"))}
 
 
 def stopped_at(project, tag, where, *run):
@@ -161,3 +165,40 @@ def test_a_step_checkpoint_of_2_processes_is_not_continued_by_1(project):
     assert record["status"] == "finished" and record["world_size"] == 1
     assert re.search(r"skipped checkpoint/epoch_2_step_\d+\.pth \(inside an epoch, by 2 processes, not 1\)",
                      out.stderr + (project.run_dir("shrink", 0) / "log").read_text())
+
+
+@pytest.mark.slow
+def test_a_step_run_killed_at_10_random_steps_continues_bit_identical(project):
+    """max_steps, eval_every, log_every, warm-up: killed anywhere, `con` ends with the metrics and
+    every TensorBoard curve of the run never stopped, each step shown once."""
+    straight, lines = project.record("bysteps", 0), curves(project, "bysteps")
+    assert straight["step"] == 70 and straight["max_steps"] == 70 and straight["evaluations"] == 5
+    assert [step for step, _ in lines["val/acc"]] == [15, 30, 45, 60, 70]
+    assert [step for step, _ in lines["train/loss"]] == list(range(5, 75, 5))  # log_every, not at evaluations
+    assert straight["metrics"]["best/step"] in (15, 30, 45, 60, 70)
+    moments = random.Random(25)
+    for i in range(10):
+        at = moments.randint(6, 68)  # a global step after the first checkpoint (4); the kill lands inside it
+        epoch, step = at // 20 + 1, at % 20 or 1
+        tag = f"stepkill{i}"
+        assert stopped_at(project, tag, f"{epoch}:{step}:kill", *STEPS)["status"] != "finished"
+        record, _ = continued(project, tag)
+        assert record["status"] == "finished", at
+        assert learned(record) == learned(straight), at
+        assert curves(project, tag) == lines, at
+    listed = project.cli("expels", "bysteps", check=True).stdout
+    assert " step 70/70 " in listed and f"@step {straight['metrics']['best/step']}" in listed, listed
+
+
+def test_an_epoch_run_continued_shows_each_step_once(project):
+    """The epochs' scalars sit on the optimizer-step axis beside the log steps', and the stretch a
+    continued run trains again is TensorBoard's once (purge_step), not twice."""
+    logged = [*RUN, "log_every=4"]
+    project.cli("run", "-f", "logged", *logged, check=True)
+    stopped_at(project, "once", "3:11:kill", *logged)  # 4 steps logged after its checkpoint at 3:9
+    continued(project, "once")
+    lines = curves(project, "once")
+    assert [step for step, _ in lines["val/acc"]] == [20, 40, 60, 80]
+    assert [step for step, _ in lines["train/loss"]] == list(range(4, 84, 4))
+    assert [value for _, value in lines["epoch"] if value.is_integer()] == [1, 2, 3, 4]
+    assert lines == curves(project, "logged")

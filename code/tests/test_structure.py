@@ -9,7 +9,7 @@ UTILS = Path(__file__).resolve().parents[1] / "utils"
 # A new module goes where what it imports is below it; the test fails until it is placed.
 ORDER = """
     errors paths atomic runlock process slurm log signals hardware distributed snapshot overrides
-    schema runs checkpoints checkpointing cadence settings predictions gitrepo
+    schema runs checkpoints checkpointing cadence tally settings predictions fullness gitrepo
     statistic.record statistic.title statistic.table statistic.scalars statistic
     recorder session runner tboard plot diff submit listing supervisor launch
     sweep sweep.space sweep.plan sweep.job sweep.owner sweep.resume sweep.journal sweep.reconcile sweep.search sweep.drive sweep.local sweep.raypool sweep.slurmarray sweep.verb

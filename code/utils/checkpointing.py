@@ -27,7 +27,8 @@ from utils.snapshot import rng_states, set_rng_states, tensor_bytes, to_host
 SHARED = (torch.nn.Module, torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler, torch.amp.GradScaler)
 # The clock's counters: {key in a checkpoint: the Session's attribute}
 COUNTERS = {"epoch": "epoch", "step": "in_epoch", "steps": "steps", "best": "best", "best_epoch": "best_epoch",
-            "best_step": "best_step", "stale": "stale", "evaluations": "evaluations", "names": "names"}
+            "best_step": "best_step", "best_steps": "best_steps", "stale": "stale", "evaluations": "evaluations",
+            "names": "names"}
 RESERVED = set(COUNTERS) | {"ranks", "rng", "sums", "event"}  # the tree's and each part's own keys
 
 
@@ -130,7 +131,7 @@ class Checkpointer:
         self.held_best = None
         if self.writing is not None:
             self.writing.result()
-        job = (self.policy.directory, trees, best, self.policy.keep)
+        job = (self.policy.directory, trees, best, self.policy.keep, getattr(self.policy.writer, "flush_events", None))
         background = self.copies and self.policy.writer
         self.writing = self.policy.writer.submit(write_files, *job) if background else None
         if not background:
@@ -146,9 +147,7 @@ class Checkpointer:
         or with `copy` a host copy of them that training may run ahead of."""
         mid = self.clock.in_epoch > 0
         own = {n: position(o, mid) for n, o in self.own.items()}
-        sums = self.clock.sums
-        parts = distributed.gather({"rng": rng_states(), "sums": sums.detach().cpu().clone() if sums is not None
-                                    else None, **own})
+        parts = distributed.gather({"rng": rng_states(), "sums": self.clock.tally.state(), **own})
         if parts is None:
             return None
         tree = {n: unwrap(o).state_dict() for n, o in self.shared.items()}
@@ -171,8 +170,12 @@ class Checkpointer:
         return part.get("sums"), {a: ckpt[k] for k, a in COUNTERS.items() if k in ckpt}  # older files lack some
 
 
-def write_files(directory, trees, best, keep):
-    """Write `trees` (oldest first), point epoch_last at the newest and epoch_best at `best`, prune."""
+def write_files(directory, trees, best, keep, events=None):
+    """Write `trees` (oldest first), point epoch_last at the newest and epoch_best at `best`, prune.
+    `events` first: the TensorBoard events logged before this state reach the disk before it does
+    (a continued run hides those after it, and has no way to log again those before)."""
+    if events:
+        events()
     for tree in trees:
         if "event" in tree:
             tree.pop("event").synchronize()  # its copies from the GPU have landed

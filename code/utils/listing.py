@@ -33,9 +33,9 @@ def add_expels(p):
 
 
 def expels(args):
-    """One line per run: status, epochs done, the epoch `con` would continue after, best metric,
+    """One line per run: status, epochs (or steps) done, where `con` would continue, best metric,
     duration, overrides. A run in a Slurm job shows its job's state; a job not started yet, a line."""
-    rows = [("RUN", "STATUS", "EPOCH", "CHECKPOINT", "BEST", "DURATION", "OVERRIDES")]
+    rows = [("RUN", "STATUS", "PROGRESS", "CHECKPOINT", "BEST", "DURATION", "OVERRIDES")]
     submitted = [s for s in args.specs if not runs.of(s) and submit.submitted(s)]  # jobs, no run started yet
     specs = [s for s in args.specs if s not in submitted]
     found = runs.records(runs.resolve(specs)) if specs else []
@@ -45,7 +45,7 @@ def expels(args):
             why = runs.damage(run) or "is missing"
             rows.append((run, "damaged", "-", checkpoints.newest(run.checkpoints) or "-", "-", "-", f"{runs.RECORD} {why}"))
             continue
-        rows.append((run, runs.status(record, queue), f"{record.get('epoch', 0)}/{record.get('epochs') or '?'}",
+        rows.append((run, runs.status(record, queue), progress(record),
                      checkpoints.newest(run.checkpoints) or "-", best(record), duration(record.get("duration_s") or 0),
                      overrides(record.get("overrides") or {})))
     for tag in dict.fromkeys([run.tag for run, _ in found] + submitted):
@@ -98,8 +98,16 @@ def first(records, key):
     return next((r[key] for r in records if r.get(key)), None)
 
 
+def progress(record):
+    """In the run's clock: `12/20` epochs, or `step 1200/5000` when it trains for max_steps."""
+    if record.get("max_steps"):
+        return f"step {record.get('step') or 0}/{record['max_steps']}"
+    return f"{record.get('epoch', 0)}/{record.get('epochs') or '?'}"
+
+
 def best(record):
-    """The deciding metric at the best epoch, e.g. `val/acc 0.9731 @12`."""
+    """The deciding metric at the best evaluation, e.g. `val/acc 0.9731 @12` (its epoch), or
+    `@step 1200` in a run that trains for max_steps."""
     name = (record.get("hparams") or {}).get("best_metric", "")
     if not isinstance(name, str):  # hparams are the user's config: any JSON value
         return "-"
@@ -107,7 +115,9 @@ def best(record):
     if value is None:
         return "-"
     shown = f"{value:.4f}" if isinstance(value, (int, float)) else value  # "nan": a run that diverged
-    return f"{name} {shown} @{record['metrics'].get('best/epoch', '?')}"
+    at = (f"step {record['metrics'].get('best/step', '?')}" if record.get("max_steps")
+          else record["metrics"].get("best/epoch", "?"))
+    return f"{name} {shown} @{at}"
 
 
 def duration(seconds):

@@ -3,7 +3,6 @@
 Disk writes (statistic.json, checkpoints) go to one background thread, in order, so the
 training loop does not wait on fsync; `drain()` waits for them before anything is concluded.
 """
-import errno
 import os
 import resource
 import socket
@@ -14,12 +13,13 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 
 from utils import atomic, hardware, log, paths, runs
+from utils.fullness import Reserve, no_space, quietly
 
 
 class Recorder:
     """Under DDP every rank has one, but only rank 0's is `active` and writes."""
 
-    def __init__(self, run, args, resume=False, world_size=1, nnodes=1, active=True):
+    def __init__(self, run, args, resume=False, world_size=1, nnodes=1, active=True, purge_step=None):
         self.run = run
         self.checkpoints = run.checkpoints
         self.log = run.log
@@ -27,9 +27,9 @@ class Recorder:
         self.active = active
         self.pending = []
         if active:
-            self.start(args, resume, world_size, nnodes)
+            self.start(args, resume, world_size, nnodes, purge_step)
 
-    def start(self, args, resume, world_size, nnodes):
+    def start(self, args, resume, world_size, nnodes, purge_step):
         self.started = time.time()
         self.background = ThreadPoolExecutor(1, thread_name_prefix="runtag-writer")
         self.tee = log.tee_stdout(self.log)
@@ -37,7 +37,7 @@ class Recorder:
         self.trained = False  # set by the first epoch
         self.record = self.run.start(
             pid=os.getpid(), host=socket.gethostname(),
-            epochs=args.epochs, world_size=world_size, nnodes=nnodes,
+            epochs=args.epochs, max_steps=args.max_steps, world_size=world_size, nnodes=nnodes,
             effective_batch=args.batch_size * args.grad_accum * world_size,  # samples per optimizer step
             hparams=json_safe(vars(args)),
             gpus=os.environ.get("CUDA_VISIBLE_DEVICES"),
@@ -46,32 +46,53 @@ class Recorder:
         )
         self.previous_s = self.record["duration_s"] if resume else 0.0
         from torch.utils.tensorboard import SummaryWriter  # a new event file beside any old one
-        self.writer = SummaryWriter(self.run.tensorboard)
+        # purge_step: TensorBoard hides the older files' points from this step on, which a
+        # continued run logs again: each step shows once
+        self.writer = SummaryWriter(self.run.tensorboard, purge_step=purge_step)
         self.hardware = hardware.Sampler(torch.cuda.current_device() if self.cuda else None)
 
-    def epoch(self, epoch, metrics, best_epoch, lr, seconds, samples):
-        """TensorBoard scalars of one epoch, and statistic.json rewritten in the background."""
+    def evaluation(self, at, metrics, lr, seconds, samples, train=True):
+        """TensorBoard scalars of one evaluation at global step at["step"] (the train/ means too,
+        unless log steps draw them), and statistic.json rewritten in the background."""
         if not self.active:
             return
+        step = at["step"]
         for key, value in metrics.items():
-            self.writer.add_scalar(key, value, epoch)
-        self.writer.add_scalar("lr", lr, epoch)
-        self.writer.add_scalar("time/epoch_s", seconds, epoch)
-        self.writer.add_scalar("time/samples_per_s", samples / seconds, epoch)
-        self.writer.add_scalar("memory/peak_mb", peak_memory_mb(self.cuda), epoch)
+            if train or not key.startswith("train/"):
+                self.writer.add_scalar(key, value, step)
+        if not at["logged"]:  # a log step at this step has it
+            self.writer.add_scalar("epoch", at["epochs"], step)
+        if train:
+            self.writer.add_scalar("lr", lr, step)
+            self.writer.add_scalar("time/samples_per_s", samples / seconds, step)
+        self.writer.add_scalar("time/evaluation_s", seconds, step)  # since the last evaluation
+        self.writer.add_scalar("memory/peak_mb", peak_memory_mb(self.cuda), step)
         system = self.hardware.take()
         for key, value in system.items():
-            self.writer.add_scalar(key, value, epoch)
+            self.writer.add_scalar(key, value, step)
         self.trained = True
         m = self.record["metrics"]
         m.update({f"last/{flat(k)}": v for k, v in metrics.items()})
         m.update({f"last/{flat(k)}": v for k, v in system.items()})
-        if best_epoch == epoch:
+        if at["best"]:
             m.update({f"best/{flat(k)}": v for k, v in metrics.items()})
-            m["best/epoch"] = epoch
-        self.record["epoch"] = epoch
-        self.record["duration_s"] = self.duration()
+            m["best/epoch"], m["best/step"] = at["epoch"], step
+        self.record.update(epoch=int(at["epochs"]), step=step, evaluations=at["evaluations"], duration_s=self.duration())
         self.run.write(self.record, background=self)
+
+    def log_step(self, step, metrics, lr, epochs, seconds, samples, steps):
+        """Every log_every optimizer steps: the training means since the last log, the lr, the speed."""
+        for key, value in metrics.items():
+            self.writer.add_scalar(key, value, step)
+        self.writer.add_scalar("lr", lr, step)
+        self.writer.add_scalar("epoch", epochs, step)
+        self.writer.add_scalar("time/step_ms", 1000 * seconds / steps, step)
+        self.writer.add_scalar("time/samples_per_s", samples / seconds, step)
+
+    def flush_events(self):
+        """The events logged so far to the operating system (before a checkpoint: see checkpointing)."""
+        if self.active:
+            self.writer.flush()
 
     def image(self, tag, image, epoch):
         """An image tensor (C, H, W; floats in [0, 1]) in TensorBoard, encoded as PNG on the
@@ -153,7 +174,7 @@ class Recorder:
         for summary in hparams(hp, final):
             self.writer.file_writer.add_summary(summary)
         for key, value in final.items():
-            self.writer.add_scalar(key, value, self.record["epoch"])
+            self.writer.add_scalar(key, value, self.record.get("step") or 0)
 
     def fail(self):
         """The traceback into the log (from whichever rank raised), the status `failed`. A full
@@ -180,40 +201,6 @@ class Recorder:
         if self.active:
             quietly(lambda: print(line, file=self.tee.file, flush=True))
             log.Echo(sys.stderr).write(line + "\n")
-
-
-def no_space(err):
-    """The ENOSPC (or EDQUOT) error among err and the errors it was raised while handling, or None."""
-    while err is not None:
-        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):  # a quota is a full disk too
-            return err
-        err = err.__context__
-    return None
-
-
-def quietly(fn):
-    try:
-        fn()
-    except OSError:
-        pass
-
-
-class Reserve:
-    """A little disk space held back (`.reserve` in the run folder) and freed when the disk is
-    full, so that the failed run can still write its last record and say why."""
-
-    SIZE = 256 * 1024
-
-    def __init__(self, path):
-        self.path = path
-        try:
-            with open(self.path, "wb") as f:
-                f.write(bytes(self.SIZE))  # real blocks, not a sparse file
-        except OSError:
-            self.path.unlink(missing_ok=True)
-
-    def release(self):
-        self.path.unlink(missing_ok=True)
 
 
 def flat(key):

@@ -39,7 +39,8 @@ def main(train, argv=None):
 
     from utils.recorder import Recorder
     from utils.session import Session
-    rec = Recorder(run, args, cli.resume, world_size, distributed.nnodes(), active=rank == 0)
+    purge = resume[0].get("steps", 0) + 1 if resume else None  # its points after the checkpoint are logged again
+    rec = Recorder(run, args, cli.resume, world_size, distributed.nnodes(), active=rank == 0, purge_step=purge)
     status = 1
     try:
         status = run_to_end(train, Session(args, record, rec, resume), rec)

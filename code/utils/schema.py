@@ -28,6 +28,7 @@ FIELDS = {
     "commit": field(TEXT, True), "command": field(TEXT, True), "seed": field(INT), "fixed_seed": field(FLAG, True),
     "overrides": field(OBJECT), "hparams": field(OBJECT), "metrics": field(OBJECT),
     "epoch": field(INT), "epochs": field(INT, True), "step": field(INT), "max_steps": field(INT, True),
+    "evaluations": field(INT),
     "start": field(TEXT, True), "end": field(TEXT, True), "duration_s": field(NUMBER),
     "host": field(TEXT, True), "gpus": field(TEXT, True), "pid": field(INT, True), "world_size": field(INT),
     "nnodes": field(INT), "threads": field(INT, True), "parent": field(TEXT, True), "init_from": field(TEXT, True),

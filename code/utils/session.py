@@ -5,30 +5,33 @@ Ctrl-C, DDP's agreement, the end) is the tooling's:
 
     run.track(model=net, optimizer=opt, ...)   once, with everything that has state; a continued
                                                run's state is loaded into them here
-    run.step(loss=loss)                        after each optimizer step, with that step's training
-                                               metrics (tensors stay on the device); returns
-                                               whether an evaluation is due now (never, while
-                                               evaluations come at epochs' ends)
+    run.step(loss=loss)                        after each optimizer step (and the scheduler's),
+                                               with that step's training metrics (tensors stay on
+                                               the device); returns True when an evaluation is
+                                               due now: every `eval_every` steps, at `max_steps`,
+                                               or (eval_every = 0) at the epoch's last step
     run.evaluated(val={"loss": ..., "acc": ...})
-                                               with each evaluation's metrics, after everything the
-                                               epoch changed (the scheduler's step too): records
-                                               them and writes the checkpoint; returns True when
-                                               training should stop (early stopping)
+                                               with each evaluation's metrics: records them,
+                                               decides the best and writes the checkpoint;
+                                               returns True when training should stop (early
+                                               stopping, or max_steps reached)
 
 and reads its clock from `for epoch in run.epochs():` (the epochs left, from where a continued
-run goes on). `run.restore_best()` ends training and loads the best evaluation's weights into
-the tracked models; whatever `train(run)` returns is the test's metrics. A call forgotten or out
-of order fails the run with one line saying which (LoopError), never a silently wrong record.
+run goes on; with max_steps, as many as the steps take). `run.restore_best()` ends training and
+loads the best evaluation's weights into the tracked models; whatever `train(run)` returns is
+the test's metrics. A call forgotten or out of order fails the run with one line saying which
+(LoopError), never a silently wrong record.
 
 Tracked objects: models, optimizers, schedulers and GradScalers are saved once (rank 0's); any
 other object with state_dict()/load_state_dict() (a data loader, a dataset, an EMA, your own)
 once per process. Training metrics are the mean of `run.step()`'s values since the previous
-evaluation, over every process.
+evaluation, over every process; every `log_every` steps TensorBoard gets rank 0's since the last.
 """
 import time
 
 from utils import cadence, checkpointing, checkpoints, distributed, signals
 from utils.checkpoints import listing
+from utils.tally import LOG, Tally
 
 
 class LoopError(Exception):
@@ -43,18 +46,28 @@ class Session:
         self.resume = resume    # (checkpoint, skipped) of a continued run
         self.epoch = 0          # epochs completed
         self.in_epoch = 0       # optimizer steps done in the epoch after those
-        self.steps = 0          # optimizer steps done in all
+        self.steps = 0          # optimizer steps done in all: the x-axis of every scalar
         self.best = None        # the best value of best_metric so far, at evaluation `best_epoch`
-        self.best_epoch = self.best_step = 0
+        self.best_epoch = self.best_step = 0  # where the best is: (epochs done, steps into the next)
+        self.best_steps = 0     # ... and its optimizer steps in all
         self.stale = 0          # evaluations since the last new best (early stopping)
         self.evaluations = 0
-        self.sums = None        # run.step()'s values summed since the last evaluation; the last: steps
-        self.names = ()
+        self.tally = Tally()    # run.step()'s values, summed since the last evaluation and log
         self.checkpointer = None
         self.over = False       # end() was called: training is over
+        self.due = False        # run.step() said an evaluation is due and none came yet
         self.running = self.per_epoch = None
         self.group = {"lr": 0.0}  # the first optimizer's first parameter group
-        self.lr = 0.0
+        self.lr = self.next_lr = 0.0
+        self.started = self.logged = (time.perf_counter(), 0)  # (time, steps) of the last evaluation, log
+
+    @property
+    def sums(self):
+        return self.tally.sums
+
+    @property
+    def names(self):
+        return self.tally.names
 
     # --- the loop's calls
 
@@ -78,50 +91,70 @@ class Session:
         if self.resume:
             self.load(*self.resume)
         self.group = self.optimizers[0].param_groups[0] if self.optimizers else self.group  # after load: it replaces them
+        self.next_lr = self.group["lr"]
+        self.started = self.logged = (time.perf_counter(), self.steps)
         signals.hold()  # from now on a Ctrl-C stops the run at a step's end, after a checkpoint
 
     def epochs(self):
-        """The epochs left to train, numbered from 1."""
+        """The epochs left to train, numbered from 1: up to `epochs`, or while steps are left."""
         self.require("run.epochs()")
-        for epoch in range(self.epoch + 1, self.args.epochs + 1):
-            self.running, self.started = epoch, time.perf_counter()
-            self.per_epoch = self.epoch_steps()
+        epoch = self.epoch + 1
+        while not self.finished() and (self.args.max_steps or epoch <= self.args.epochs):
+            self.running, self.per_epoch = epoch, self.epoch_steps()
+            if not self.args.eval_every:
+                self.started = (time.perf_counter(), self.steps)
             yield epoch
-            if self.epoch != epoch:
+            if self.epoch != epoch and not self.args.eval_every:
                 raise LoopError(f"epoch {epoch} ended without run.evaluated(...) — call it once per epoch,"
                                 " with the validation metrics")
+            if self.epoch != epoch:  # between evaluations: the epoch ends with its data
+                self.epoch, self.in_epoch = epoch, 0
+            epoch += 1
 
     def step(self, **metrics):
-        """After each optimizer step: its metrics summed; a step checkpoint when due; a stop asked
-        for ends the run here, after one. Under DDP the ranks agree on both, one step late."""
+        """After each optimizer step: its metrics summed; a log and a step checkpoint when due; a
+        stop asked for ends the run here, after one. Whether an evaluation is due now."""
         if self.checkpointer is None:
             self.require("run.step()")
+        if self.due:
+            raise LoopError(f"run.step() said at step {self.steps} that an evaluation was due — call"
+                            " run.evaluated(...) when it returns True")
         self.in_epoch += 1
         self.steps += 1
-        self.lr = self.group["lr"]  # what this step trained with (a scheduler may step before evaluated())
-        if metrics:
-            self.add(metrics)
-        self.cadence.step(self.in_epoch, self.per_epoch is not None and self.in_epoch >= self.per_epoch)
-        return False
+        self.lr, self.next_lr = self.next_lr, self.group["lr"]  # this step's, before the scheduler's step
+        if metrics and not self.tally.add(metrics):
+            raise LoopError(f"run.step() got {', '.join(metrics)}, before {', '.join(self.names)}"
+                            " — pass the same metrics at every step")
+        if self.args.log_every and self.steps % self.args.log_every == 0:
+            self.log_step()
+        last = self.per_epoch is not None and self.in_epoch >= self.per_epoch
+        every = self.args.eval_every
+        self.due = bool(every and self.steps % every == 0 or self.finished() or not every and last)
+        self.cadence.step(self.in_epoch, last or self.due)  # at an evaluation it decides
+        return self.due
 
     def evaluated(self, **splits):
         """An evaluation's metrics, by split: recorded, the best updated, checkpointed."""
         self.require("run.evaluated()")
-        metrics = self.train_means()
+        self.due = False
+        metrics = self.tally.means()
         for split, values in splits.items():
             metrics.update({f"{split}/{k}": float(v) for k, v in values.items()})
-        self.epoch, self.in_epoch, self.evaluations = self.running or self.epoch + 1, 0, self.evaluations + 1
+        if self.in_epoch >= self.per_epoch if self.per_epoch is not None else not self.args.eval_every:
+            self.epoch, self.in_epoch = self.running or self.epoch + 1, 0  # the epoch's end
+        self.evaluations += 1
         best = self.update_best(metrics)
-        seconds = time.perf_counter() - self.started if self.running else 0.0
-        batch = getattr(self.args, "batch_size", 1) * getattr(self.args, "grad_accum", 1) * self.world_size
-        self.recorder.epoch(self.epoch, metrics, self.best_epoch, self.lr, seconds, max(self.sums_steps, 1) * batch)
-        self.sums = None
-        print(f"epoch {self.epoch}/{self.args.epochs}  {shown(metrics)}  {seconds:.2f}s{'  *best' if best else ''}")
+        at = {"step": self.steps, "epoch": self.epoch_now(), "epochs": self.epochs_done(), "best": best,
+              "evaluations": self.evaluations, "logged": self.logged[1] == self.steps}
+        seconds, samples = self.since(self.started)
+        self.started = (time.perf_counter(), self.steps)
+        self.recorder.evaluation(at, metrics, self.lr, seconds, samples, train=not self.args.log_every)
+        print(f"{self.progress()}  {shown(metrics)}  {seconds:.2f}s{'  *best' if best else ''}")
         self.cadence.evaluation(self.evaluations, best)
-        stop = bool(self.args.patience and self.stale >= self.args.patience)
-        if stop:
+        if self.args.patience and self.stale >= self.args.patience:
             print(f"early stop: no better {self.args.best_metric} for {self.args.patience} evaluations")
-        return stop
+            return True
+        return self.finished()
 
     def end(self):
         """Training is over: its last state on disk, every write done, a Ctrl-C acted on at once."""
@@ -145,8 +178,8 @@ class Session:
                 if isinstance(obj, checkpointing.torch.nn.Module):
                     checkpointing.unwrap(obj).load_state_dict(found[1][name])
         if skipped:
-            tested = (f"the best epoch {self.best_epoch} from checkpoint/{found[0].name}" if found else
-                      f"the last weights (epoch {self.epoch}), not the best (epoch {self.best_epoch})")
+            tested = (f"the best evaluation's from checkpoint/{found[0].name}" if found else
+                      f"the last weights (step {self.steps}), not the best (step {self.best_steps})")
             self.recorder.warn(f"skipped {listing(skipped)}; testing {tested}")
         return self.best_epoch
 
@@ -156,6 +189,9 @@ class Session:
         if self.checkpointer is None:
             raise LoopError(f"{call} before run.track(...) — track the model, optimizer and data first")
 
+    def finished(self):
+        return bool(self.args.max_steps) and self.steps >= self.args.max_steps
+
     def epoch_steps(self):
         """Optimizer steps in an epoch, when the one tracked loader has a length."""
         try:
@@ -163,30 +199,35 @@ class Session:
         except TypeError:  # an IterableDataset without __len__
             return None
 
-    def add(self, metrics):
-        if self.sums is None:
-            import torch
-            self.names = tuple(metrics)
-            value = next(iter(metrics.values()))
-            device = value.device if isinstance(value, torch.Tensor) else "cpu"
-            self.sums = torch.zeros(len(metrics) + 1, dtype=torch.float64, device=device)
-        elif len(metrics) != len(self.names):
-            raise LoopError(f"run.step() got {', '.join(metrics)}, before {', '.join(self.names)}"
-                            " — pass the same metrics at every step")
-        for k, value in enumerate(metrics.values()):
-            self.sums[k] += value.detach() if hasattr(value, "detach") else value  # on the device: no sync
-        self.sums[-1] += 1
+    def epoch_now(self):
+        """The epoch an evaluation is in: the one it ended, or the one under way."""
+        return self.epoch + (1 if self.in_epoch else 0)
 
-    @property
-    def sums_steps(self):
-        return int(self.sums[-1]) if self.sums is not None else 0
+    def epochs_done(self):
+        """Epochs done, with the fraction of the one under way when its length is known."""
+        return self.epoch + (self.in_epoch / self.per_epoch if self.per_epoch else 0)
 
-    def train_means(self):
-        """`train/<name>`: run.step()'s values averaged over the steps since the last evaluation, all ranks."""
-        if self.sums is None:
-            return {}
-        *totals, n = distributed.all_reduce_sum(self.sums.clone()).tolist()
-        return {f"train/{name}": total / n for name, total in zip(self.names, totals)}
+    def progress(self):
+        """`epoch 3/20`, or `step 1200/5000 (epoch 2)` under max_steps or eval_every."""
+        if self.args.max_steps or self.args.eval_every:
+            total = self.args.max_steps or "?"
+            return f"step {self.steps}/{total} (epoch {self.epoch_now()})"
+        return f"epoch {self.epoch}/{self.args.epochs}"
+
+    def since(self, mark):
+        """Seconds and samples since `mark` (time, steps)."""
+        batch = getattr(self.args, "batch_size", 1) * getattr(self.args, "grad_accum", 1) * self.world_size
+        return time.perf_counter() - mark[0], max(self.steps - mark[1], 1) * batch
+
+    def log_step(self):
+        """Every log_every steps: this process's training means since the last, to TensorBoard."""
+        if not self.recorder.active:
+            self.tally.means(LOG)  # nothing read: it starts again
+            return
+        seconds, samples = self.since(self.logged)
+        steps = max(self.steps - self.logged[1], 1)
+        self.logged = (time.perf_counter(), self.steps)
+        self.recorder.log_step(self.steps, self.tally.means(LOG), self.lr, self.epochs_done(), seconds, samples, steps)
 
     def update_best(self, metrics):
         key = self.args.best_metric
@@ -196,7 +237,8 @@ class Session:
         value = metrics[key]
         better = self.best is None or (value > self.best if self.args.best_mode == "max" else value < self.best)
         if better:
-            self.best, self.best_epoch, self.best_step, self.stale = value, self.epoch, self.in_epoch, 0
+            self.best, self.best_epoch, self.best_step, self.best_steps, self.stale = (
+                value, self.epoch, self.in_epoch, self.steps, 0)
         else:
             self.stale += 1
         return better
@@ -209,17 +251,15 @@ class Session:
             sums, counters = self.checkpointer.load(ckpt)
         except checkpointing.Mismatch as err:
             raise LoopError(f"{err} — run.track() must name what the run that wrote it tracked") from None
+        names = counters.pop("names", ())
         vars(self).update(counters)
-        self.names = tuple(self.names)
-        if self.in_epoch and sums is not None:
-            self.sums = sums.to(self.device)
+        self.tally.load(names, sums, self.device)
         where = f"after epoch {self.epoch}" + (f", at step {self.in_epoch} of epoch {self.epoch + 1}" if self.in_epoch else "")
         if skipped:
             self.recorder.warn(f"skipped {listing(skipped)}; continuing {where}")
-        print(f"continuing {where}")
+        print(f"continuing {where}" + (f" (step {self.steps})" if self.args.max_steps or self.args.eval_every else ""))
 
 
 def shown(metrics):
     """`train/loss 0.1234  val/acc 0.9876`: the evaluation's line."""
     return "  ".join(f"{name} {value:.4f}" for name, value in metrics.items())
-

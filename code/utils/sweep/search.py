@@ -3,7 +3,7 @@ a file with `search:`), with its study in a file journal a person can read:
 __statistic__/search/<tag>.journal, one JSON line per event, checked as it is read (journal.py).
 
 Each trial is an ordinary run of the tag. While it runs, the sweep reads its statistic.json
-(rewritten every epoch), reports the metric per epoch, and when the pruner says so stops the run
+(rewritten at every evaluation), reports the metric at each (by optimizer step), and when the pruner says so stops the run
 with SIGINT: it ends after its checkpoint, and its status becomes `pruned`. When a run ends its
 result is told to the study. Finished and pruned trials count toward the budget; a trial whose
 run was interrupted (the sweep stopped) is asked again by the next call. A trial left running by
@@ -70,7 +70,7 @@ def open_study(tag, search, seed, budget=None):
                 "tpe": lambda: o.samplers.TPESampler(seed=seed, n_startup_trials=max(2, min(10, (budget or 30) // 3))),
                 "grid": lambda: o.samplers.GridSampler(search.grid(), seed=seed)}
     pruners = {"none": lambda: o.pruners.NopPruner(),
-               "median": lambda: o.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=search.grace),
+               "median": lambda: o.pruners.MedianPruner(n_startup_trials=1),  # after `grace` evaluations: watch()
                "asha": lambda: o.pruners.SuccessiveHalvingPruner(min_resource=search.grace,
                                                                   reduction_factor=search.eta)}
     return o.create_study(study_name=tag, storage=storage, load_if_exists=True,
@@ -85,6 +85,13 @@ def settled():
         yield
     except optuna().exceptions.UpdateFinishedTrialError:
         pass
+
+
+def trained(record):
+    """Whether the run's training is over: its last evaluation is no reason to stop it."""
+    if record.get("max_steps"):
+        return (record.get("step") or 0) >= record["max_steps"]
+    return (record.get("epoch") or 0) >= (record.get("epochs") or 0)
 
 
 class Study:
@@ -133,19 +140,22 @@ class Study:
             yield self.job()
 
     def watch(self, job):
-        """Report the running trial's new epoch, if any; True when the pruner says stop it."""
+        """Report the running trial's new evaluation, if any; True when the pruner says stop it."""
         if job.name and job.trial.number not in self.named:
             self.name(job)
         record = runs.Run.parse(job.name).read() if job.name else None
         if not record or job.pruned:
             return False
-        epoch, value = record.get("epoch") or 0, (record.get("metrics") or {}).get(self.search.metric)
-        if not isinstance(value, (int, float)) or epoch <= self.reported.get(job.trial.number, 0):
+        value = (record.get("metrics") or {}).get(self.search.metric)
+        step = record.get("step") or record.get("epoch") or 0  # older records count epochs only
+        evaluations = record.get("evaluations") or record.get("epoch") or 0
+        if not isinstance(value, (int, float)) or step <= self.reported.get(job.trial.number, 0):
             return False
-        self.reported[job.trial.number] = epoch
+        self.reported[job.trial.number] = step
         with self.lock, settled():
-            job.trial.report(float(value), epoch)
-            if epoch < (record.get("epochs") or 0) and job.trial.should_prune():
+            # median compares trials at the same optimizer step; asha's resource is evaluations
+            job.trial.report(float(value), evaluations if self.search.prune == "asha" else step)
+            if evaluations >= self.search.grace and not trained(record) and job.trial.should_prune():
                 job.pruned = True
         return job.pruned
 

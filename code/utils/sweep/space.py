@@ -6,7 +6,7 @@
       metric: best/val_acc        # a metric of the run's record
       goal: max                   # max | min
       prune: asha                 # none | median | asha
-      grace: 2                    # epochs every trial runs before it may be pruned
+      grace: 2                    # evaluations every trial runs before it may be pruned
       eta: 3                      # asha: 1/eta of the trials go on at each rung
     default:
       epochs: 10
