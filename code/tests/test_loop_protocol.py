@@ -43,3 +43,25 @@ def test_a_loop_that_breaks_the_protocol_fails_in_one_line(project, case):
     lines = [line for line in log.splitlines() if words in line]
     assert lines and lines[0].startswith("runtag: ") and "Traceback" not in log, log[-2000:]
     assert [line for line in out.stderr.splitlines() if words in line], out.stderr[-2000:]
+
+
+def test_a_sampler_that_cannot_continue_exactly_is_said_in_one_line(project):
+    """Trap (a) of issue 25: a random-with-replacement sampler draws along the epoch from the
+    generator the loop reseeds, so a continued epoch would see other batches; the run says so."""
+    main = project.root / "code/main.py"
+    text = main.read_text()
+    lazy = ("torchdata.stateful_dataloader.StatefulDataLoader(train_loader.dataset, batch_size=args.batch_size,"
+            " sampler=torch.utils.data.RandomSampler(train_loader.dataset, replacement=True))")
+    edited = text.replace("import torch\n", "import torch\nimport torchdata.stateful_dataloader\n", 1)
+    edited = edited.replace("    train_loader, val_loader, test_loader, dims = dataloader.build(args, run.seed, run.rank, run.world_size)\n",
+                            "    train_loader, val_loader, test_loader, dims = dataloader.build(args, run.seed, run.rank, run.world_size)\n"
+                            f"    train_loader = {lazy}\n", 1)
+    assert edited.count("replacement=True") == 1
+    try:
+        project.commit("code/main.py", edited, "a lazy sampler")
+        out = project.cli("run", "-f", "lazy", "epochs=1")
+    finally:
+        project.commit("code/main.py", text, "back")
+    line = ("runtag: warning: data's sampler is torch's RandomSampler, which cannot say where it is in an epoch: a run"
+            " continued inside an epoch may see other batches")
+    assert line in out.stderr and line in (project.run_dir("lazy", 0) / "log").read_text()

@@ -57,6 +57,18 @@ def is_loader(obj):
     return isinstance(obj, torch.utils.data.DataLoader)
 
 
+def inexact(loader):
+    """Why a continued epoch of this loader may draw other batches than one never stopped, or None.
+    A sampler that draws along the epoch from a generator the loop reseeds each epoch, or one
+    that cannot say where it is (torchdata fast-forwards it, drawing again), is not exact."""
+    for sampler in (loader.sampler, getattr(loader.batch_sampler, "sampler", None)):
+        if type(sampler) is torch.utils.data.RandomSampler:
+            return "is torch's RandomSampler, which cannot say where it is in an epoch"
+        if getattr(sampler, "replacement", False):
+            return "draws with replacement as the epoch goes"
+    return None
+
+
 def generators(loader):
     """The torch.Generators a loader and its samplers draw from (each once)."""
     found = []

@@ -84,6 +84,9 @@ class Session:
             raise LoopError(f"run.track(): {', '.join(missing)} has no state_dict()/load_state_dict()"
                             " — track only what has state")
         self.loaders = [o for o in things.values() if checkpointing.is_loader(o)]
+        for name in [n for n, o in things.items() if checkpointing.is_loader(o) and checkpointing.inexact(o)]:
+            self.recorder.warn(f"{name}'s sampler {checkpointing.inexact(things[name])}: a run continued inside an"
+                               " epoch may see other batches — draw an epoch's indices when it starts (text.Draws)")
         self.optimizers = [o for o in things.values() if isinstance(o, checkpointing.torch.optim.Optimizer)]
         policy = checkpointing.Policy.of(self.args, self.recorder.checkpoints, writer=self.recorder)
         self.checkpointer = checkpointing.Checkpointer(things, self, policy)
