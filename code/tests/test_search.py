@@ -158,3 +158,26 @@ def test_a_search_file_parses_into_its_space():
     assert found.default == {"epochs": 1}
     grid = plan.parse("search:\n  method: grid\n  metric: best/val_acc\n---\nlr: [0.1, 0.01]\nchannels: [8, 16]\n", CONFIG)
     assert grid.trials == 4 and grid.grid() == {"lr": [0.1, 0.01], "channels": [8, 16]}
+
+
+LM = ("search:\n  method: grid\n  metric: best/val_loss\n  goal: min\n  prune: median\n  grace: 1\n"
+      "default:\n  data: stdlib\n  model: gpt\n  width: 32\n  layers: 1\n  heads: 2\n  context: 32\n  batch_size: 64\n"
+      "  dropout: 0.0\n  max_steps: 200\n  eval_every: 20\n  best_metric: val/loss\n  best_mode: min\n"
+      "  figure_every: 0\n---\nlr: {lrs}\n")
+LM_EPOCH = -(-(1_350_000 // 32) // 64)  # optimizer steps of one epoch: text.py's windows of the train split
+
+
+def test_a_language_model_trial_is_pruned_inside_its_first_epoch(project):
+    """By steps (evaluations every 20 of an epoch's 660), the median pruner stops a hopeless trial
+    (lr 1e-5: still near a uniform guess) long before its first epoch would have ended; by epochs
+    it could only have been judged at the epoch's end."""
+    path = commit(project, "lmprune", LM.format(lrs="[3e-3, 1e-5]"))  # -f: a grid's order is the seed's, this one
+    out = ok(project.cli("sweep", "-f", "lmprune", path, "--workers", "1", env={"OMP_NUM_THREADS": "1"}))
+    done = records(project, "lmprune")
+    assert len(done) == 2 and done[0]["overrides"]["lr"] == 3e-3, out.stdout[-3000:]
+    pruned = [r for r in done if r["status"] == "pruned"]
+    assert [r["overrides"]["lr"] for r in pruned] == [1e-5], out.stdout[-3000:]
+    record = pruned[0]
+    assert record["epoch"] == 0 and 20 <= record["step"] < min(LM_EPOCH, 200), record["step"]
+    assert all(r["status"] == "finished" and r["step"] == 200 for r in done if r not in pruned)
+    assert "PRUNE lmprune/" in out.stdout

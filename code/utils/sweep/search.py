@@ -68,7 +68,7 @@ def open_study(tag, search, seed, budget=None):
     samplers = {"random": lambda: o.samplers.RandomSampler(seed=seed),
                 # TPE models the trials after its first random ones: 10 by default, a third of a small budget
                 "tpe": lambda: o.samplers.TPESampler(seed=seed, n_startup_trials=max(2, min(10, (budget or 30) // 3))),
-                "grid": lambda: o.samplers.GridSampler(search.grid(), seed=seed)}
+                "grid": lambda: grid_sampler(o, search.grid(), seed)}
     pruners = {"none": lambda: o.pruners.NopPruner(),
                "median": lambda: o.pruners.MedianPruner(n_startup_trials=1),  # after `grace` evaluations: watch()
                "asha": lambda: o.pruners.SuccessiveHalvingPruner(min_resource=search.grace,
@@ -76,6 +76,15 @@ def open_study(tag, search, seed, budget=None):
     return o.create_study(study_name=tag, storage=storage, load_if_exists=True,
                           direction="maximize" if search.goal == "max" else "minimize",
                           sampler=samplers[search.method](), pruner=pruners[search.prune]())
+
+
+def grid_sampler(o, grid, seed):
+    """Optuna's GridSampler, without its study.stop() once every cell has run: that stops only
+    study.optimize(), which a sweep does not use (its budget is the grid's size), and outside it
+    raises, after the last trial's end is stored: the sweep died with a traceback at its end."""
+    sampler = o.samplers.GridSampler(grid, seed=seed)
+    sampler.after_trial = lambda *args, **kwargs: None
+    return sampler
 
 
 @contextmanager
