@@ -20,6 +20,8 @@ RUN = ["epochs=4", "checkpoint_steps=3", "checkpoint_interval=0"]  # 20 steps an
 STEPS = ["max_steps=70", "eval_every=15", "log_every=5", "warmup_steps=10", "checkpoint_steps=4",
          "checkpoint_interval=0"]  # the step clock: 3.5 epochs, evaluations inside them
 DDP = ["--nproc", "2", "epochs=3", "checkpoint_steps=2", "checkpoint_interval=0"]  # 10 steps a rank
+DDP_STEPS = ["--nproc", "2", "max_steps=24", "eval_every=7", "log_every=3", "warmup_steps=5", "checkpoint_steps=2",
+             "checkpoint_interval=0"]  # 2.4 epochs of 10 steps a rank; evaluations at 7, 14, 21, 24
 BACKWARD = "        scaler.scale(loss / args.grad_accum).backward()\n"
 STOP = BACKWARD + """        at = os.environ.get("STOP_AT", "").split(":")  # tests only: see code/tests/test_steps.py
         if at[:2] == [desc.split()[1], str(run.in_epoch + 1)] and os.environ.get("RANK", "0") == "0":
@@ -137,6 +139,29 @@ def test_a_ddp_run_killed_inside_epochs_continues_bit_identical(project):
         assert record["status"] == "finished" and record["world_size"] == 2
         assert learned(record) == straight, (epoch, step)
         assert curves(project, f"ddpkill{i}") == curves(project, "ddp"), (epoch, step)
+
+
+@pytest.mark.slow
+def test_a_ddp_step_run_killed_at_random_steps_continues_bit_identical(project):
+    """2 processes (gloo) on the step clock: evaluations and log steps inside epochs, killed at
+    random global steps; `con` ends with the metrics and every TensorBoard curve of the run never
+    stopped, each step once."""
+    project.cli("run", "-f", "ddpsteps", *DDP_STEPS, check=True)
+    straight, lines = project.record("ddpsteps", 0), curves(project, "ddpsteps")
+    assert straight["step"] == 24 and straight["world_size"] == 2 and straight["evaluations"] == 4
+    assert [step for step, _ in lines["val/acc"]] == [7, 14, 21, 24]
+    assert [step for step, _ in lines["train/loss"]] == list(range(3, 27, 3))
+    moments = random.Random(2525)
+    for i in range(3):
+        at = moments.randint(4, 23)  # a global step after the first checkpoint (2); the kill lands inside it
+        epoch, step = (at - 1) // 10 + 1, (at - 1) % 10 + 1
+        tag = f"ddpstepkill{i}"
+        record = stopped_at(project, tag, f"{epoch}:{step}:kill", *DDP_STEPS)
+        assert record["status"] != "finished" and record["world_size"] == 2, at
+        record, _ = continued(project, tag)
+        assert record["status"] == "finished" and record["world_size"] == 2 and record["step"] == 24, at
+        assert learned(record) == learned(straight), at
+        assert curves(project, tag) == lines, at
 
 
 def test_bf16_with_gradient_accumulation_continues_bit_identical_after_kill_9(project):
