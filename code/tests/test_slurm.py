@@ -18,6 +18,7 @@ from conftest import assert_one_line_mistake, learned, make_project, need, need_
 BACKWARD = "        scaler.scale(loss / args.grad_accum).backward()\n"
 SLOW = BACKWARD + '        time.sleep(float(os.environ.get("STEP_SLEEP", 0)))  # tests only: see code/tests/test_slurm.py\n'
 RUN = ["epochs=4", "checkpoint_steps=5", "checkpoint_interval=0"]  # a step checkpoint every 5 batches
+STEPS = ["max_steps=80", "eval_every=15", "log_every=5", "checkpoint_steps=5", "checkpoint_interval=0"]  # 4 epochs
 ENV = {"OMP_NUM_THREADS": "1"}  # the same threads in a job and here: bit-identical metrics
 FOUR = "default: {epochs: 1}\n---\nlr: [0.01, 0.003]\nchannels: [8, 16]\n"
 
@@ -165,6 +166,32 @@ def test_a_preempted_and_a_requeued_run_end_as_one_never_stopped(project):
     assert record["requeues"] == 2 and record["slurm_job_id"] == job
     assert learned(record) == learned(straight)
     log = (project.run_dir("pre", 0) / "log").read_text()
+    assert log.count("continuing after epoch") == 2
+
+
+def test_a_preempted_and_a_requeued_step_run_end_as_one_never_stopped(project):
+    """The step clock (max_steps, evaluations and log steps inside epochs) through Slurm's
+    preemption and requeue: the job goes on from its step checkpoints to the metrics of a run
+    never stopped, and its record ends at max_steps."""
+    straight = project.cli("run", "-f", "steps", *STEPS, env=ENV, check=True) and project.record("steps", 0)
+    assert straight["step"] == 80 and straight["evaluations"] == 6
+    job = submitted(ok(project.cli("run", "--slurm", "--time", "60", "-f", "prestep", *STEPS,
+                                   env={**ENV, "STEP_SLEEP": "0.1"})))
+    at = lambda n: (r := read_json(project.run_dir("prestep", 0) / "statistic.json")) and r.get("step", 0) >= n and r  # noqa: E731
+    in_slurm(lambda: at(15), what="prestep/0's first evaluation")  # inside its first epoch (20 steps)
+    for sig in ("TERM", "USR2"):
+        ok(subprocess.run(["scancel", f"--signal={sig}", job], capture_output=True, text=True))
+    in_slurm(lambda: (r := read_json(project.run_dir("prestep", 0) / "statistic.json")) and r["status"] == "interrupted",
+             what="prestep/0 to end interrupted")  # before its next life starts and says running
+    release(job)
+    in_slurm(lambda: (r := at(30)) and r["requeues"] == 1, what="prestep/0 to train again")
+    ok(subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True))
+    release(job)
+    record = finished(project, "prestep", 0)
+    assert record["requeues"] == 2 and record["slurm_job_id"] == job
+    assert record["step"] == record["max_steps"] == 80 and record["evaluations"] == 6
+    assert learned(record) == learned(straight)
+    log = (project.run_dir("prestep", 0) / "log").read_text()
     assert log.count("continuing after epoch") == 2
 
 
