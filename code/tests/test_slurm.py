@@ -169,6 +169,7 @@ def test_a_preempted_and_a_requeued_run_end_as_one_never_stopped(project):
     assert log.count("continuing after epoch") == 2
 
 
+@pytest.mark.slow
 def test_a_preempted_and_a_requeued_step_run_end_as_one_never_stopped(project):
     """The step clock (max_steps, evaluations and log steps inside epochs) through Slurm's
     preemption and requeue: the job goes on from its step checkpoints to the metrics of a run
