@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import assert_one_line_mistake, learned, make_project, need, need_module, ok, read_json, stretched, wait_for
+from test_steps import curves
 
 BACKWARD = "        scaler.scale(loss / args.grad_accum).backward()\n"
 SLOW = BACKWARD + '        time.sleep(float(os.environ.get("STEP_SLEEP", 0)))  # tests only: see code/tests/test_slurm.py\n'
@@ -192,6 +193,7 @@ def test_a_preempted_and_a_requeued_step_run_end_as_one_never_stopped(project):
     assert record["requeues"] == 2 and record["slurm_job_id"] == job
     assert record["step"] == record["max_steps"] == 80 and record["evaluations"] == 6
     assert learned(record) == learned(straight)
+    assert curves(project, "prestep") == curves(project, "steps")  # each evaluation's, not only the record's last
     log = (project.run_dir("prestep", 0) / "log").read_text()
     assert log.count("continuing after epoch") == 2
 
