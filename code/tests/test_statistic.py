@@ -15,7 +15,7 @@ from utils.errors import UserError  # noqa: E402
 from utils.statistic import load_scalars, load_table, record, table, title  # noqa: E402
 
 METRICS = ["last/train_loss", "last/train_acc", "last/val_loss", "last/val_acc", "best/train_loss",
-           "best/train_acc", "best/val_loss", "best/val_acc", "best/epoch", "test/loss", "test/acc"]
+           "best/train_acc", "best/val_loss", "best/val_acc", "best/epoch", "best/step", "test/loss", "test/acc"]
 
 
 @pytest.fixture(scope="module")
@@ -326,7 +326,7 @@ def test_load_scalars_reads_tensorboard_events(here):
     assert set(df["run"]) == {"lra/0", "lrb/0"}
     for name in ("lra/0", "lrb/0"):
         val = df[(df["run"] == name) & (df["tag"] == "val/acc")].sort_values("step")
-        assert list(val["step"]) == [1, 2]
+        assert list(val["step"]) == [20, 40]  # optimizer steps: 20 an epoch
         assert val["value"].iloc[-1] == pytest.approx(here.record(*name.split("/"))["metrics"]["last/val_acc"], rel=1e-6)
     assert set(load_scalars(["lra/0"], tags=["lr"])["tag"]) == {"lr"}
 
@@ -335,13 +335,13 @@ def test_load_scalars_reads_every_event_file_of_a_continued_run(lab, tmp_path, m
     from torch.utils.tensorboard import SummaryWriter
     shutil.copytree(lab.run_dir("lra", 0), tmp_path / "__result__/cont/0")
     writer = SummaryWriter(tmp_path / "__result__/cont/0/tensorboard")  # what `con` adds: a second file
-    writer.add_scalar("val/acc", 0.5, 3)
-    writer.add_scalar("val/acc", 0.6, 4)
+    writer.add_scalar("val/acc", 0.5, 60)
+    writer.add_scalar("val/acc", 0.6, 80)
     writer.close()
     assert len(list((tmp_path / "__result__/cont/0/tensorboard").glob("events.out.tfevents.*"))) == 2
     monkeypatch.setenv("RUNTAG_ROOT", str(tmp_path))
     df = load_scalars(["cont/0"], tags=["val/acc"])
-    assert list(df.sort_values("step")["step"]) == [1, 2, 3, 4]
+    assert list(df.sort_values("step")["step"]) == [20, 40, 60, 80]
     assert list(df.sort_values("step")["value"])[2:] == pytest.approx([0.5, 0.6])
 
 

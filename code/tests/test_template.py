@@ -70,8 +70,9 @@ def test_run_folder_layout(demo):
                                 "checkpoint/epoch_1.pth", "checkpoint/epoch_2.pth",
                                 "checkpoint/epoch_last.pth", "checkpoint/epoch_best.pth"]
                                + [f"tensorboard/{name}" for name in events])
-    for link in ("epoch_last.pth", "epoch_best.pth"):
-        assert os.readlink(run / "checkpoint" / link) == "epoch_2.pth"  # relative, beside it
+    best = demo.record("demo", 0)["metrics"]["best/epoch"]
+    for link, target in (("epoch_last.pth", "epoch_2.pth"), ("epoch_best.pth", f"epoch_{best}.pth")):
+        assert os.readlink(run / "checkpoint" / link) == target  # relative, beside it
     assert load_checkpoint(run / "checkpoint" / "epoch_last.pth")["epoch"] == 2
 
 
@@ -92,18 +93,19 @@ def test_finished_list_log_and_tag(demo):
     finished = (demo.root / "__statistic__/exper-list/finished.txt").read_text().splitlines()
     assert "demo/0" in finished and "demo/1" in finished
     log = (demo.run_dir("demo", 0) / "log").read_text()
-    assert "epoch 1/2" in log and "epoch 2/2" in log and "test (best epoch" in log
+    assert "epoch 1/2" in log and "epoch 2/2" in log and "test (best at step " in log
     assert "\r" not in log and "it/s" not in log and "train:" not in log, "a progress bar got into the log"
     assert demo.git("cat-file", "-t", "demo") == "tag"  # annotated, not lightweight
     assert demo.git("rev-parse", "demo^{commit}") == demo.git("rev-parse", "HEAD")
 
 
-def test_tensorboard_scalars_per_epoch(demo):
+def test_tensorboard_scalars_per_epoch_on_the_step_axis(demo):
     events = EventAccumulator(str(demo.run_dir("demo", 0) / "tensorboard"))
     events.Reload()
-    for key in ("train/loss", "train/acc", "val/loss", "val/acc", "lr", "time/epoch_s",
+    for key in ("train/loss", "train/acc", "val/loss", "val/acc", "lr", "epoch", "time/evaluation_s",
                 "time/samples_per_s", "memory/peak_mb"):
-        assert [s.step for s in events.Scalars(key)] == [1, 2], key
+        assert [s.step for s in events.Scalars(key)] == [20, 40], key  # optimizer steps: 20 an epoch
+    assert [s.value for s in events.Scalars("epoch")] == [1, 2]
     assert events.Scalars("val/acc")[-1].value == pytest.approx(demo.record("demo", 0)["metrics"]["last/val_acc"])
 
 
