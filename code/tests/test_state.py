@@ -38,8 +38,13 @@ class Recorder:
         self.pool = ThreadPoolExecutor(1) if threaded else None
         self.pending, self.metrics, self.warnings = [], {}, []
 
-    def epoch(self, epoch, metrics, *rest):
-        self.metrics[epoch] = metrics
+    active = True
+
+    def evaluation(self, at, metrics, *rest, **kw):
+        self.metrics[at["epoch"]] = metrics
+
+    def log_step(self, *args):
+        pass
 
     def submit(self, fn, *args):
         if self.pool:
@@ -193,7 +198,7 @@ def test_checkpoint_is_plain_data(tmp_path):
     run.end()
     ckpt = torch.load(tmp_path / "epoch_1.pth", weights_only=True)
     assert set(ckpt) == {"model", "optimizer", "scheduler", "epoch", "step", "steps", "best", "best_epoch",
-                         "best_step", "stale", "evaluations", "names", "ranks"}
+                         "best_step", "best_steps", "stale", "evaluations", "names", "ranks"}
     assert len(ckpt["ranks"]) == 1 and set(ckpt["ranks"][0]) == {"rng", "sums", "data"}
     assert set(ckpt["ranks"][0]["data"]) == {"generators"}  # an epoch's end: only what it shuffles with
     assert (ckpt["epoch"], ckpt["step"], ckpt["best"]) == (1, 0, 0.5)
@@ -356,7 +361,7 @@ def test_a_step_checkpoint_continues_the_epoch_exactly(tmp_path):
     ckpt = load_checkpoint(tmp_path / "a" / "epoch_2_step_6.pth")
     assert (ckpt["epoch"], ckpt["step"], len(ckpt["ranks"])) == (1, 6, 1)
     assert set(ckpt["ranks"][0]) == {"rng", "sums", "data"}, "a step checkpoint holds the loader's position"
-    assert ckpt["ranks"][0]["sums"].tolist()[-1] == 6  # the steps summed so far
+    assert ckpt["ranks"][0]["sums"][0].tolist()[-1] == 6  # the steps summed so far (row 0: since the evaluation)
 
     data = loader(5)
     resumed = tiny_run(tmp_path / "b", seed=7, data=data, epochs=2, resume=(ckpt, []))

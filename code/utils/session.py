@@ -43,6 +43,8 @@ class Session:
         self.args, self.record, self.seed, self.recorder = args, record, record["seed"], recorder
         self.rank, _, self.world_size = distributed.world()
         self.device = args.device
+        # the clock's keys (utils/settings.py gives an older config.py's args 0 for them)
+        self.max_steps, self.eval_every, self.log_every = (getattr(args, k, 0) for k in ("max_steps", "eval_every", "log_every"))
         self.resume = resume    # (checkpoint, skipped) of a continued run
         self.epoch = 0          # epochs completed
         self.in_epoch = 0       # optimizer steps done in the epoch after those
@@ -102,12 +104,12 @@ class Session:
         """The epochs left to train, numbered from 1: up to `epochs`, or while steps are left."""
         self.require("run.epochs()")
         epoch = self.epoch + 1
-        while not self.finished() and (self.args.max_steps or epoch <= self.args.epochs):
+        while not self.finished() and (self.max_steps or epoch <= self.args.epochs):
             self.running, self.per_epoch = epoch, self.epoch_steps()
-            if not self.args.eval_every:
+            if not self.eval_every:
                 self.started = (time.perf_counter(), self.steps)
             yield epoch
-            if self.epoch != epoch and not self.args.eval_every:
+            if self.epoch != epoch and not self.eval_every:
                 raise LoopError(f"epoch {epoch} ended without run.evaluated(...) — call it once per epoch,"
                                 " with the validation metrics")
             if self.epoch != epoch:  # between evaluations: the epoch ends with its data
@@ -128,10 +130,10 @@ class Session:
         if metrics and not self.tally.add(metrics):
             raise LoopError(f"run.step() got {', '.join(metrics)}, before {', '.join(self.names)}"
                             " — pass the same metrics at every step")
-        if self.args.log_every and self.steps % self.args.log_every == 0:
+        if self.log_every and self.steps % self.log_every == 0:
             self.log_step()
         last = self.per_epoch is not None and self.in_epoch >= self.per_epoch
-        every = self.args.eval_every
+        every = self.eval_every
         self.due = bool(every and self.steps % every == 0 or self.finished() or not every and last)
         self.cadence.step(self.in_epoch, last or self.due)  # at an evaluation it decides
         return self.due
@@ -143,7 +145,7 @@ class Session:
         metrics = self.tally.means()
         for split, values in splits.items():
             metrics.update({f"{split}/{k}": float(v) for k, v in values.items()})
-        if self.in_epoch >= self.per_epoch if self.per_epoch is not None else not self.args.eval_every:
+        if self.in_epoch >= self.per_epoch if self.per_epoch is not None else not self.eval_every:
             self.epoch, self.in_epoch = self.running or self.epoch + 1, 0  # the epoch's end
         self.evaluations += 1
         best = self.update_best(metrics)
@@ -151,7 +153,7 @@ class Session:
               "evaluations": self.evaluations, "logged": self.logged[1] == self.steps}
         seconds, samples = self.since(self.started)
         self.started = (time.perf_counter(), self.steps)
-        self.recorder.evaluation(at, metrics, self.lr, seconds, samples, train=not self.args.log_every)
+        self.recorder.evaluation(at, metrics, self.lr, seconds, samples, train=not self.log_every)
         print(f"{self.progress()}  {shown(metrics)}  {seconds:.2f}s{'  *best' if best else ''}")
         self.cadence.evaluation(self.evaluations, best)
         if self.args.patience and self.stale >= self.args.patience:
@@ -193,7 +195,7 @@ class Session:
             raise LoopError(f"{call} before run.track(...) — track the model, optimizer and data first")
 
     def finished(self):
-        return bool(self.args.max_steps) and self.steps >= self.args.max_steps
+        return bool(self.max_steps) and self.steps >= self.max_steps
 
     def epoch_steps(self):
         """Optimizer steps in an epoch, when the one tracked loader has a length."""
@@ -212,8 +214,8 @@ class Session:
 
     def progress(self):
         """`epoch 3/20`, or `step 1200/5000 (epoch 2)` under max_steps or eval_every."""
-        if self.args.max_steps or self.args.eval_every:
-            total = self.args.max_steps or "?"
+        if self.max_steps or self.eval_every:
+            total = self.max_steps or "?"
             return f"step {self.steps}/{total} (epoch {self.epoch_now()})"
         return f"epoch {self.epoch}/{self.args.epochs}"
 
@@ -260,7 +262,7 @@ class Session:
         where = f"after epoch {self.epoch}" + (f", at step {self.in_epoch} of epoch {self.epoch + 1}" if self.in_epoch else "")
         if skipped:
             self.recorder.warn(f"skipped {listing(skipped)}; continuing {where}")
-        print(f"continuing {where}" + (f" (step {self.steps})" if self.args.max_steps or self.args.eval_every else ""))
+        print(f"continuing {where}" + (f" (step {self.steps})" if self.max_steps or self.eval_every else ""))
 
 
 def shown(metrics):
