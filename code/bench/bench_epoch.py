@@ -12,7 +12,7 @@ statistic.json rewrite, TensorBoard scalars, tqdm bars (stderr looks like a term
 log tee. Bare side: the same data as plain torch DataLoaders (the template's are torchdata's
 StatefulDataLoader, whose per-batch bookkeeping for step checkpoints counts as the template's),
 the same model.build, optimizer and scheduler, and a plain loop that sums loss and accuracy,
-validates and steps the scheduler.
+steps the scheduler and validates.
 
 Each round runs both sides, in alternating order, for `--short` and for `--long` epochs (after
 a warm-up round). Two estimates of an epoch's time, both medians:
@@ -68,7 +68,7 @@ def bare(epochs):
     train_loader, val_loader, test_loader = map(plain, dataloader.build(args, SEED)[:3])
     net = models.build(args).to(args.device)
     optimizer = main.build_optimizer(net, args)
-    scheduler = main.build_scheduler(optimizer, args)
+    scheduler = main.build_scheduler(optimizer, args, epochs * -(-len(train_loader) // args.grad_accum))
     bf16 = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16")
     ends = []
     for ep in range(1, epochs + 1):
@@ -85,9 +85,9 @@ def bare(epochs):
             if i % args.grad_accum == 0 or i == len(train_loader):
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
+                scheduler.step()  # per optimizer step, as main.py's
         totals.tolist()
         evaluate(net, val_loader, args.device, bf16)
-        scheduler.step()
         ends.append(time.time())
     evaluate(net, test_loader, args.device, bf16)
     return ends
