@@ -29,17 +29,20 @@ def build_optimizer(net, args):
 
 def build_scheduler(optimizer, args, total):
     """The lr's factor at each optimizer step (`total`: the run's steps): a linear warm-up over
-    warmup_steps, then the schedule over the steps left."""
-    period = args.lr_step * (1 if args.max_steps else max(total // args.epochs, 1))  # lr_step: epochs or steps
+    warmup_steps, then the schedule over the steps left, moving every step under max_steps and
+    every epoch otherwise (an epoch run's lr is what it always was: one per epoch)."""
+    per_epoch = max(total // args.epochs, 1)
+    period = args.lr_step * (1 if args.max_steps else per_epoch)  # lr_step: steps or epochs
 
     def factor(step):
         if step < args.warmup_steps:
             return (step + 1) / args.warmup_steps
+        at = step if args.max_steps else step // per_epoch * per_epoch
         if args.lr_schedule == "cosine":
-            done = (step - args.warmup_steps) / max(total - args.warmup_steps, 1)
+            done = max(at - args.warmup_steps, 0) / max(total - args.warmup_steps, 1)
             return 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
         if args.lr_schedule == "step":
-            return args.lr_gamma ** ((step - args.warmup_steps) // period)
+            return args.lr_gamma ** (max(at - args.warmup_steps, 0) // period)
         return 1.0
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
