@@ -258,6 +258,9 @@ class Session:
             raise LoopError(f"{err} — run.track() must name what the run that wrote it tracked") from None
         names = counters.pop("names", ())
         vars(self).update(counters)
+        if per := self.epoch_steps():  # a file from before these counters: the epochs' steps
+            self.steps = counters.get("steps", self.epoch * per + self.in_epoch)
+            self.best_steps = counters.get("best_steps", self.best_epoch * per + self.best_step)
         self.tally.load(names, sums, self.device)
         where = f"after epoch {self.epoch}" + (f", at step {self.in_epoch} of epoch {self.epoch + 1}" if self.in_epoch else "")
         if skipped:
