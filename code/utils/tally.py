@@ -20,9 +20,15 @@ class Tally:
             self.start(metrics)
         elif len(metrics) != len(self.names):
             return False
-        for k, value in enumerate(metrics.values()):
-            self.sums[:, k] += value.detach() if hasattr(value, "detach") else value  # both rows, one op
-        self.sums[:, -1] += 1
+        values = [v.detach() if isinstance(v, torch.Tensor) else torch.tensor(float(v), dtype=torch.float64,
+                                                                             device=self.one.device)
+                  for v in metrics.values()]
+        try:
+            self.sums += torch.stack([*values, self.one])  # one vector into both rows: two ops a step
+        except RuntimeError:  # values on several devices, or not scalars: one at a time
+            for k, value in enumerate(values):
+                self.sums[:, k] += value
+            self.sums[:, -1] += 1
         return True
 
     def start(self, metrics):
@@ -30,6 +36,7 @@ class Tally:
         value = next(iter(metrics.values()))
         device = value.device if isinstance(value, torch.Tensor) else "cpu"
         self.sums = torch.zeros(2, len(metrics) + 1, dtype=torch.float64, device=device)
+        self.one = torch.ones((), dtype=torch.float64, device=device)  # each step counts one
 
     def steps(self, row=EVALUATION):
         return int(self.sums[row, -1]) if self.sums is not None else 0
@@ -53,3 +60,4 @@ class Tally:
         if sums is not None and self.names:
             sums = sums.to(device)
             self.sums = sums if sums.dim() == 2 else torch.stack([sums, torch.zeros_like(sums)])
+            self.one = torch.ones((), dtype=torch.float64, device=device)
