@@ -74,9 +74,9 @@ def train(run):
         if epoch.train(net, train_loader, optimizer, scheduler, scaler, run, args, validate, f"epoch {ep} train"):
             break  # early stopping, or max_steps
 
-    run.restore_best()  # the best evaluation's weights
+    best = run.restore_best()  # the best evaluation's weights
     test = epoch.evaluate(net, test_loader, args, "test")
-    print(f"test (best at step {run.best_steps}): " + "  ".join(f"test/{k} {v:.4f}" for k, v in test.items()))
+    print(f"test (best epoch {best}, step {run.best_steps}): " + "  ".join(f"test/{k} {v:.4f}" for k, v in test.items()))
     return test
 
 

@@ -93,7 +93,7 @@ def test_finished_list_log_and_tag(demo):
     finished = (demo.root / "__statistic__/exper-list/finished.txt").read_text().splitlines()
     assert "demo/0" in finished and "demo/1" in finished
     log = (demo.run_dir("demo", 0) / "log").read_text()
-    assert "epoch 1/2" in log and "epoch 2/2" in log and "test (best at step " in log
+    assert "epoch 1/2" in log and "epoch 2/2" in log and "test (best epoch " in log
     assert "\r" not in log and "it/s" not in log and "train:" not in log, "a progress bar got into the log"
     assert demo.git("cat-file", "-t", "demo") == "tag"  # annotated, not lightweight
     assert demo.git("rev-parse", "demo^{commit}") == demo.git("rev-parse", "HEAD")

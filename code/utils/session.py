@@ -174,7 +174,8 @@ class Session:
             optimizer.zero_grad(set_to_none=True)  # their memory goes back before the test
 
     def restore_best(self):
-        """Training is over (end()); the best evaluation's weights in the tracked models. Its epoch."""
+        """Training is over (end()); the best evaluation's weights in the tracked models. Its epoch
+        (the one it ended, or the one it was in); run.best_steps is its step."""
         self.require("run.restore_best()")
         self.end()
         found, skipped = checkpoints.best_checkpoint(self.recorder.checkpoints, self.best_epoch, self.best_step)
@@ -183,10 +184,10 @@ class Session:
                 if isinstance(obj, checkpointing.torch.nn.Module):
                     checkpointing.unwrap(obj).load_state_dict(found[1][name])
         if skipped:
-            tested = (f"the best evaluation's from checkpoint/{found[0].name}" if found else
-                      f"the last weights (step {self.steps}), not the best (step {self.best_steps})")
+            tested = (f"the best epoch {self.best_epoch} from checkpoint/{found[0].name}" if found else
+                      f"the last weights (epoch {self.epoch}), not the best (epoch {self.best_epoch})")
             self.recorder.warn(f"skipped {listing(skipped)}; testing {tested}")
-        return self.best_epoch
+        return self.best_epoch + (1 if self.best_step else 0)  # the epoch the best evaluation was in
 
     # --- the clock's parts
 
