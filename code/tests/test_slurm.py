@@ -4,6 +4,7 @@ that submitted them has already exited. A test project's epoch.py can sleep in e
 (STEP_SLEEP, seconds), so that a test can preempt a run in the middle of its training."""
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -123,8 +124,14 @@ def test_a_sweep_is_one_array_that_runs_after_the_command_has_exited(project):
     out = ok(project.cli("sweep", "four", "code/sweeps/four.yaml", "--backend", "slurm", "--time", "10", env=ENV))
     array = submitted(out)
     assert "(array tasks 0-3)" in out.stdout and f"scancel {array}" in out.stdout
+    in_slurm(lambda: any((r := read_json(project.run_dir("four", i) / "statistic.json")) and r["status"] == "running"
+                         for i in range(4)), what="a task's run to start")  # as a loaded machine had it
     again = ok(project.cli("sweep", "four", "code/sweeps/four.yaml", "--backend", "slurm", "--time", "10", env=ENV))
-    assert "4 queued or running in Slurm already, 0 to submit" in again.stdout
+    # the array's runs are its own, never waited for as a stopped sweep's; one may finish meanwhile
+    done_already = re.search(r"4 combinations, (\d) finished already", again.stdout)
+    queued = re.search(r"(\d) queued or running in Slurm already, 0 to submit", again.stdout)
+    assert done_already and queued and int(done_already[1]) + int(queued[1]) == 4, again.stdout
+    assert "waiting for" not in again.stdout, again.stdout
     entries = read_json(project.root / "__statistic__/slurm/four/submitted.json")  # which job runs what
     assert len(entries) == 4 and {e["job"] for e in entries} == {f"{array}_{k}" for k in range(4)}  # nothing more went in
     assert {json.dumps(e["overrides"], sort_keys=True) for e in entries} == {

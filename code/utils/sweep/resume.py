@@ -7,7 +7,7 @@ done, and one whose run ended `interrupted` (or `dead`, `killed`) with a checkpo
 (`con tag/id`) rather than started again: no epoch is lost. Anything else runs anew."""
 import time
 
-from utils import checkpoints, overrides, runlock, runs
+from utils import checkpoints, overrides, runlock, runs, slurm
 from utils.sweep.job import POLL_S, Job
 
 CONTINUED = ("interrupted", "dead", "killed")  # ends a `con` goes on from
@@ -21,14 +21,23 @@ def key(record):
 def settle(tag, combinations):
     """Wait until no run of the tag's combinations is alive: runs a killed driver left ending."""
     wanted, said = {overrides.canonical(c) for c in combinations}, False
-    while busy := [run for run, record in runs.records(runs.of(tag))
-                   if key(record) in wanted and runlock.locked(run.dir)]:
+    while busy := alive(tag, wanted):
         if not said:
             print(f"runtag: sweep {tag}: waiting for {', '.join(map(str, busy))} to end first "
                   "(still running, left by a sweep that stopped)", flush=True)
             said = True
         while any(runlock.locked(run.dir) for run in busy):
             time.sleep(POLL_S)
+
+
+def alive(tag, wanted):
+    """The tag's runs of those combinations whose folder lock is held, but not those a live Slurm
+    job runs: no sweep left them, and the Slurm backend counts them as queued or running."""
+    found = [(run, record) for run, record in runs.records(runs.of(tag))
+             if key(record) in wanted and runlock.locked(run.dir)]
+    queue = slurm.queue_of([record for _, record in found])
+    return [run for run, record in found
+            if queue.get(str(record.get("slurm_job_id"))) not in (*slurm.WAITING, *slurm.RUNNING)]
 
 
 def to_run(tag, combinations, wait=True):
