@@ -86,9 +86,10 @@ class Session:
             raise LoopError(f"run.track(): {', '.join(missing)} has no state_dict()/load_state_dict()"
                             " — track only what has state")
         self.loaders = [o for o in things.values() if checkpointing.is_loader(o)]
-        for name in [n for n, o in things.items() if checkpointing.is_loader(o) and checkpointing.inexact(o)]:
-            self.recorder.warn(f"{name}'s sampler {checkpointing.inexact(things[name])}: a run continued inside an"
-                               " epoch may see other batches — draw an epoch's indices when it starts (text.Draws)")
+        for name, why in [(n, checkpointing.inexact(o)) for n, o in things.items() if checkpointing.is_loader(o)]:
+            if why:
+                self.recorder.warn(f"{name}'s sampler {why}: a run continued inside an epoch may see other"
+                                   " batches — draw an epoch's indices when it starts (text.Draws)")
         self.optimizers = [o for o in things.values() if isinstance(o, checkpointing.torch.optim.Optimizer)]
         policy = checkpointing.Policy.of(self.args, self.recorder.checkpoints, writer=self.recorder)
         self.checkpointer = checkpointing.Checkpointer(things, self, policy)
@@ -109,11 +110,11 @@ class Session:
             if not self.eval_every:
                 self.started = (time.perf_counter(), self.steps)
             yield epoch
-            if self.epoch != epoch and not self.eval_every:
-                raise LoopError(f"epoch {epoch} ended without run.evaluated(...) — call it once per epoch,"
-                                " with the validation metrics")
-            if self.epoch != epoch:  # between evaluations: the epoch ends with its data
-                self.epoch, self.in_epoch = epoch, 0
+            if self.epoch != epoch:
+                if not self.eval_every:
+                    raise LoopError(f"epoch {epoch} ended without run.evaluated(...) — call it once per epoch,"
+                                    " with the validation metrics")
+                self.epoch, self.in_epoch = epoch, 0  # between evaluations: the epoch ends with its data
             epoch += 1
 
     def step(self, **metrics):
@@ -228,7 +229,7 @@ class Session:
     def log_step(self):
         """Every log_every steps: this process's training means since the last, to TensorBoard."""
         if not self.recorder.active:
-            self.tally.means(LOG)  # nothing read: it starts again
+            self.tally.restart(LOG)  # nothing read (no sync): it starts again
             return
         seconds, samples = self.since(self.logged)
         steps = max(self.steps - self.logged[1], 1)

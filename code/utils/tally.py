@@ -47,9 +47,13 @@ class Tally:
         if self.sums is None:
             return {}
         sums = self.sums[row].clone()
-        self.sums[row].zero_()
+        self.restart(row)
         *totals, n = (distributed.all_reduce_sum(sums) if row == EVALUATION else sums).tolist()
         return {f"train/{name}": total / n for name, total in zip(self.names, totals)} if n else {}
+
+    def restart(self, row):
+        if self.sums is not None:
+            self.sums[row].zero_()
 
     def state(self):
         return self.sums.detach().cpu().clone() if self.sums is not None else None
