@@ -10,7 +10,8 @@ UTILS = Path(__file__).resolve().parents[1] / "utils"
 ORDER = """
     errors paths atomic runlock process slurm log signals hardware distributed snapshot overrides
     schema runs checkpoints checkpointing cadence tally settings predictions fullness gitrepo
-    statistic.record statistic.title statistic.table statistic.scalars statistic
+    statistic.record statistic.survey statistic.title statistic.cells statistic.rows statistic.output statistic.frame
+    statistic.table statistic.scalars statistic
     recorder session runner tboard plot diff submit listing supervisor launch
     sweep sweep.space sweep.plan sweep.job sweep.owner sweep.resume sweep.journal sweep.reconcile sweep.search sweep.drive sweep.local sweep.raypool sweep.slurmarray sweep.verb
     cli

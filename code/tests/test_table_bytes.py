@@ -5,13 +5,14 @@ the streaming one (pandas' DataFrame.to_csv, issue 26) wrote for the same record
 The records are made from a seed (`make`): floats of every magnitude, ints past 2**53, bools,
 strings with commas, quotes, newlines, `|`, LaTeX's specials and non-ASCII text, lists and dicts,
 keys missing in some runs (a column of ints and blanks is a column of floats to pandas),
-diverged metrics ("nan"), every status and a dead run, damaged records (not JSON, not UTF-8,
+diverged metrics ("nan"), every status, a dead run and runs in Slurm jobs, damaged records (not JSON, not UTF-8,
 a wrong type, another run's record), missing folders and files. `data/table_bytes.json` holds,
 per case, the sha256 of each file written and of stdout and stderr, and a few literal lines.
 Regenerate it only for an intended change of output: `python code/tests/test_table_bytes.py`.
 """
 import hashlib
 import json
+import os
 import random
 import socket
 import sys
@@ -94,9 +95,23 @@ DAMAGE = {  # how a few records are broken: what each writes into statistic.json
 }
 
 
+SQUEUE = """#!/bin/sh
+# squeue -h -r --states=all -o %i|%T -j JOBS: a state for three jobs in four, by the job's number
+for a in "$@"; do jobs="$a"; done
+echo "$jobs" | tr , '\\n' | while read j; do
+  case $((j % 4)) in 0) echo "$j|PENDING";; 1) echo "$j|RUNNING";; 2) echo "$j|CANCELLED";; esac
+done
+"""
+
+
 def make(root, seed=26, n=300):
     """n records under root/__result__ (tags t00..t29, with their damage), the lists `all`,
-    `titled` (with a hand-written title) and `small`."""
+    `titled` (with a hand-written title) and `small`; root/bin: a squeue and a sacct that
+    answer the same everywhere (put it first in PATH)."""
+    (root / "bin").mkdir()
+    for name, script in (("squeue", SQUEUE), ("sacct", "#!/bin/sh\n")):
+        (root / "bin" / name).write_text(script)
+        (root / "bin" / name).chmod(0o755)
     rng = random.Random(seed)
     names, here = [], socket.gethostname()
     for i in range(n):
@@ -109,6 +124,8 @@ def make(root, seed=26, n=300):
         rec = record(rng, tag, id, here if i % 41 == 5 else "elsewhere")  # running here, unlocked: dead
         if i % 41 == 5 or i % 61 == 3:
             rec["status"] = "running"
+        if i % 13 == 2:  # a run in a Slurm job: its status is the job's to correct (runs.status)
+            rec["slurm_job_id"] = str(7000 + i)
         damage = list(DAMAGE)[i % 47] if i % 47 < len(DAMAGE) and i > 30 else None
         if i % 89 == 44:  # a folder without its file
             continue
@@ -163,6 +180,7 @@ def results(tmp_path_factory):
 @pytest.mark.parametrize("case", list(CASES))
 def test_table_writes_the_same_bytes_as_before(results, case, capsys, monkeypatch):
     monkeypatch.setenv("RUNTAG_ROOT", str(results))
+    monkeypatch.setenv("PATH", f"{results / 'bin'}{os.pathsep}{os.environ['PATH']}")
     title = results / "__statistic__" / "title" / "all.json"
     if case == "plain":
         title.unlink(missing_ok=True)  # the first case builds the title too, as a first `table` does
@@ -174,9 +192,64 @@ def test_table_writes_the_same_bytes_as_before(results, case, capsys, monkeypatc
     assert digest(got) == expected["sha256"]
 
 
+def cli(root, *args, stdout=None, env=None):
+    """`cli.py table ARGS` as a process, for this root's records; its stdout's bytes (a pty's:
+    the terminal's line endings made \\n again) and its stderr."""
+    import pty
+    import subprocess
+    env = {**os.environ, "RUNTAG_ROOT": str(root), "PATH": f"{root / 'bin'}{os.pathsep}{os.environ['PATH']}", **(env or {})}
+    argv = [sys.executable, str(Path(__file__).resolve().parents[1] / "utils" / "cli.py"), "table", *args]
+    if stdout != "terminal":
+        done = subprocess.run(argv, capture_output=True, env=env, check=True)
+        return done.stdout, done.stderr
+    master, slave = pty.openpty()
+    child = subprocess.Popen(argv, stdout=slave, stderr=subprocess.PIPE, env=env)
+    os.close(slave)
+    out = b""
+    try:
+        while chunk := os.read(master, 1 << 16):
+            out += chunk
+    except OSError:  # the child's side closed: all of it read
+        pass
+    os.close(master)
+    err = child.stderr.read()
+    assert child.wait() == 0, err
+    return out.replace(b"\r\n", b"\n"), err
+
+
+def test_a_terminal_shows_the_rows_that_fit_then_where_the_rest_is(results):
+    """Issue 26: in a terminal, the rows that fit (LINES tall) and a line naming the CSV and
+    --all; --all prints every row, as a pipe gets them; the CSV is the same either way."""
+    expected = json.loads(EXPECTED.read_text())["plain"]["sha256"]
+    csv = results / "__statistic__" / "table" / "all.csv"
+    out, _ = cli(results, "all", stdout="terminal", env={"LINES": "12"})
+    lines = out.decode().splitlines()
+    assert lines[0].split()[:3] == ["run", "status", "lr"] and lines[1].startswith("t00/0 ")
+    rows = sum(1 for _ in __import__("csv").reader(csv.open(newline=""))) - 1
+    assert lines[-1] == f"... {rows - 9} more rows: __statistic__/table/all.csv (all of them here: table all --all)"
+    assert hashlib.sha256(csv.read_bytes()).hexdigest() == expected["all.csv"]
+    every, _ = cli(results, "all", "--all", stdout="terminal", env={"LINES": "12"})
+    assert hashlib.sha256(every).hexdigest() == expected["stdout"]
+    piped, _ = cli(results, "all")
+    assert hashlib.sha256(piped).hexdigest() == expected["stdout"]
+
+
+def test_the_plain_table_imports_no_pandas(results):
+    """The plain `table` streams without pandas (its import alone was most of a small table's
+    time); --group, --sort and LaTeX import it."""
+    script = ("import sys; sys.path.insert(0, sys.argv[1]); from utils.statistic import table; "
+              "table.write(*sys.argv[2:3], **({'sort': sys.argv[3]} if sys.argv[3:] else {})); "
+              "print('pandas' in sys.modules, file=sys.stderr)")
+    code = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "RUNTAG_ROOT": str(results)}
+    import subprocess
+    for args, imported in ((["small"], "False"), (["small", "lr"], "True")):
+        done = subprocess.run([sys.executable, "-c", script, code, *args], capture_output=True, text=True, env=env)
+        assert done.returncode == 0 and done.stderr.splitlines()[-1] == imported, done.stderr
+
+
 def regenerate():
     """Write data/table_bytes.json from the implementation as it is now."""
-    import os
     import tempfile
 
     class Capture:  # capsys outside pytest
@@ -193,6 +266,7 @@ def regenerate():
         root = Path(tmp)
         os.environ["RUNTAG_ROOT"] = tmp
         make(root)
+        os.environ["PATH"] = f"{root / 'bin'}{os.pathsep}{os.environ['PATH']}"
         capture, expected = Capture(), {}
         sys.stdout, sys.stderr = capture.out, capture.err
         try:

@@ -6,20 +6,22 @@ sample std of each metric) and writes `<list>.group.*` instead; `--group tag` fo
 a tag, whatever its overrides. A grouped row's `run` is the tag, then the group's overrides as
 `key=value` (sorted by key; none: the tag alone).
 The CSV holds full-precision numbers; the terminal, Markdown and LaTeX show 4 significant digits.
+In a terminal the table is printed as far as it fits (`--all`: every row); to a pipe or a file, whole.
+
+A plain table (CSV or Markdown, no --group, no --sort) streams: a record is read, its row written,
+and only the row's cell types are kept (output.py); pandas is imported for the rest (frame.py).
 """
 import sys
-from collections import Counter
+from itertools import islice
 
-import pandas as pd
-
-from utils import atomic, overrides, paths, runs, slurm
+from utils import atomic, paths
 from utils.errors import UserError
-from utils.statistic import record, title
+from utils.statistic import output, record, rows, survey, title
 
 FORMATS = ("csv", "md", "latex")
 GROUPS = ("config", "tag")  # what --group folds on; the first is the default
 SUFFIX = {"md": ".md", "latex": ".tex"}
-STD = ":std"  # the grouped CSV's column of a metric's standard deviation: "<metric>:std"
+KEEP = 10_000  # records a first table (no title yet) keeps from reading them for the title
 
 
 def add_table(p):
@@ -31,40 +33,98 @@ def add_table(p):
                    help="one row per tag and configuration (the runs' overrides; seeds vary inside "
                         "a row): number of runs, mean ± std of each metric. --group tag: one row "
                         "per tag, whatever the overrides. Put LIST before --group")
+    p.add_argument("--all", action="store_true", dest="every",
+                   help="print every row in a terminal too (else the rows that fit, and where the rest is)")
 
 
 def table(args):
-    build(args.list, args.fmt, args.sort, args.group)
+    write(args.list, args.fmt, args.sort, args.group, every=getattr(args, "every", False))
 
 
 def build(list_name, fmt="csv", sort=None, group=False):
     """Write the table files of a list (the title first, if it has none), print the table
     aligned, and return it as a DataFrame (numbers, not text)."""
+    return write(list_name, fmt, sort, group, frame=True)
+
+
+def write(list_name, fmt="csv", sort=None, group=False, every=False, frame=False):
+    """Write the table files of a list (the title first, if it has none) and print it; with
+    `frame`, return it as a DataFrame."""
     if fmt not in FORMATS:
         raise UserError(f"unknown table format {fmt!r}", f"use one of {', '.join(FORMATS)}")
     group = grouping(group)
-    loaded = record.load(record.read(list_name))
-    if not title.path(list_name).exists():
-        title.write(list_name, [rec for _, rec in loaded])
-    df, metrics = frame(list_name, loaded, group)
-    df = sorted_by(df, sort)
+    reader = read(list_name, group)
+    if sort and not group:  # before anything is written; a grouped table's columns are known later
+        from utils.statistic.frame import sort_key
+        sort_key(sort, reader.header)
     stem = paths.statistic() / "table" / (list_name + (".group" if group else ""))
     stem.parent.mkdir(parents=True, exist_ok=True)
     written = [stem.with_name(stem.name + ".csv")]  # not with_suffix: "record.group" has one
-    atomic.write_text(written[0], df.to_csv(index=False))
-    headers, cells = display(df, metrics if group else [])
     if fmt != "csv":
         written.append(stem.with_name(stem.name + SUFFIX[fmt]))
-        text = markdown(headers, cells, numeric(df, headers)) if fmt == "md" else latex(headers, cells, numeric(df, headers))
-        atomic.write_text(written[-1], text)
-    print(aligned(headers, cells, numeric(df, headers)))
-    print("runtag: wrote " + ", ".join(str(p.relative_to(paths.root())) for p in written), file=sys.stderr)
+    rest = f"{relative(written[0])} (all of them here: table {list_name} --all)"
+    df = None
+    if group or sort or fmt == "latex" or frame:
+        df = pandas(list_name, reader, fmt, sort, written, (every, rest))
+    else:
+        streamed(list_name, reader, written, (every, rest))
+    print("runtag: wrote " + ", ".join(map(relative, written)), file=sys.stderr)
     return df
+
+
+def read(list_name, group, write_title=True):
+    """The list's rows to read (rows.Reader); a list without a title gets one first (written,
+    or with `write_title` False only computed), from one reading of its records."""
+    names, kept, bad = record.read(list_name), None, ()
+    if not title.path(list_name).exists():
+        found, kept, bad = survey.of_list(names, KEEP)
+        if write_title:
+            title.write(list_name, found)
+        else:
+            return rows.Reader(names, *title.columns(list_name, found), dict(kept), bad, group)
+    return rows.Reader(names, *title.columns(list_name), dict(kept or ()), bad, group)
+
+
+def streamed(list_name, reader, written, shown):
+    written_csv = output.Table(written[0], reader)
+    said(list_name, reader)
+    if len(written) > 1:
+        output.markdown(written[1], reader.header, written_csv.right, written_csv.shown())
+    output.show(reader.header, written_csv.right, written_csv.shown, reader.count, *shown)
+
+
+def pandas(list_name, reader, fmt, sort, written, shown):
+    from utils.statistic import frame
+    df, headers, cells, right = framed(list_name, reader, sort)
+    atomic.write_text(written[0], df.to_csv(index=False))
+    if fmt == "md":
+        output.markdown(written[1], headers, right, zip(*cells))
+    elif fmt == "latex":
+        atomic.write_text(written[1], frame.latex(headers, cells, right))
+    output.show(headers, right, lambda limit: islice(zip(*cells), limit), len(df), *shown)
+    return df
+
+
+def framed(list_name, reader, sort=None):
+    """(DataFrame, shown headers, shown columns, which align right) of the rows `reader` reads."""
+    from utils.statistic import frame
+    data = list(reader)
+    said(list_name, reader)
+    df, metrics = frame.frame(reader, data, reader.statuses(), reader.hparams, reader.metrics)
+    df = frame.sorted_by(df, sort)
+    headers, cells = frame.display(df, metrics if reader.group else [])
+    return df, headers, cells, frame.numeric(df, headers)
+
+
+def said(list_name, reader):
+    """What is said after the rows: the runs skipped, the title's keys that no run has."""
+    reader.warn_skipped()
+    title.warn_unknown(list_name, (reader.hparams, reader.metrics), reader.present())
 
 
 def load(list_name="record", group=False):
     """The table of a list as a DataFrame, as `table` builds it, without writing anything."""
-    return frame(list_name, record.load(record.read(list_name)), grouping(group))[0]
+    return framed(list_name, read(list_name, grouping(group), write_title=False))[0]
 
 
 def grouping(group):
@@ -79,126 +139,5 @@ def grouping(group):
     return group
 
 
-def frame(list_name, loaded, group):
-    """(DataFrame, metric columns): one row per loaded run, or per group of runs."""
-    records = [rec for _, rec in loaded]
-    hparams, metrics = title.columns(list_name, records)
-    title.warn_unknown(list_name, (hparams, metrics), records)
-    rows, queue = [], slurm.queue_of(records)  # runs in Slurm jobs: their jobs' states, one squeue call
-    for name, rec in loaded:  # plain lists, one DataFrame at the end: per-row pandas is slow
-        hp, m = rec.get("hparams") or {}, rec.get("metrics") or {}
-        rows.append([name, runs.status(rec, queue), *[hp.get(k) for k in hparams], *[m.get(k) for k in metrics]])
-    df = pd.DataFrame(rows, columns=["run", "status", *hparams, *metrics])
-    df = df.loc[:, ~df.columns.duplicated()]  # a key listed twice in the title is one column
-    if not group:
-        return df, metrics
-    names = pd.Series([group_name(name, rec, group) for name, rec in loaded], index=df.index, dtype=object)
-    return fold(df, names, hparams, metrics), metrics
-
-
-def group_name(name, rec, by):
-    """The group of a run, as its row's `run` shows it: the tag, and unless grouped by tag its
-    overrides as `key=value`, sorted so that the order they were typed in does not split a
-    group. A mean over different configurations is not a result; over seeds it is, so the
-    record's seed is not part of it, nor is a `seed` override where a config.py has one."""
-    tag = name.partition("/")[0]
-    if by == "tag":
-        return tag
-    changes = {k: v for k, v in sorted((rec.get("overrides") or {}).items()) if k != "seed"}
-    return " ".join([tag, *overrides.words(changes)])
-
-
-def fold(df, names, hparams, metrics):
-    """One row per group (`names`, a group name per row of df): run (the group's name), runs
-    (how many), status, hyperparameters (the value, or the distinct values joined by ` | `),
-    and per metric its mean and sample std (ddof=1)."""
-    groups = df.groupby(names, sort=False)
-    out = pd.DataFrame({"run": groups.size().index, "runs": groups.size().to_numpy(),
-                        "status": groups["status"].agg(statuses).to_numpy()})
-    for key in dict.fromkeys(hparams):
-        out[key] = groups[key].agg(one_value).to_numpy()
-    for key in dict.fromkeys(metrics):
-        numbers = pd.to_numeric(df[key], errors="coerce").groupby(names, sort=False)
-        out[key] = numbers.mean().to_numpy()
-        out[key + STD] = numbers.std(ddof=1).to_numpy()
-    return out
-
-
-def statuses(values):
-    counts = Counter(values)
-    return next(iter(counts)) if len(counts) == 1 else ", ".join(f"{s} {n}" for s, n in counts.items())
-
-
-def one_value(values):
-    distinct = list(dict.fromkeys(text(v) for v in values))
-    return distinct[0] if len(distinct) == 1 else " | ".join(distinct)
-
-
-def sorted_by(df, sort):
-    if not sort:
-        return df
-    key, descending = (sort[1:], True) if sort.startswith("-") else (sort, False)
-    if key not in df.columns:
-        raise UserError(f"cannot sort by {key!r}: not a column of the table",
-                        f"choose one of: {', '.join(map(str, df.columns[:12]))}{' ...' if len(df.columns) > 12 else ''}")
-    try:
-        return df.sort_values(key, ascending=not descending, kind="stable", na_position="last", ignore_index=True)
-    except TypeError:  # mixed types in one column: sort them as text
-        return df.sort_values(key, ascending=not descending, kind="stable", na_position="last",
-                              ignore_index=True, key=lambda col: col.astype(str))
-
-
-def display(df, metrics):
-    """(headers, columns of cell text); a grouped metric shows as `mean ± std`."""
-    headers, cells = [], []
-    for column in df.columns:
-        if column.endswith(STD) and column[:-len(STD)] in metrics:
-            continue
-        values = [text(v) for v in df[column].tolist()]
-        if column in metrics and column + STD in df.columns:
-            values = [f"{mean} ± {text(std)}" if std == std and mean else mean
-                      for mean, std in zip(values, df[column + STD].tolist())]
-        headers.append(column)
-        cells.append(values)
-    return headers, cells
-
-
-def text(value):
-    """A cell as shown: floats to 4 significant digits, missing values blank."""
-    if isinstance(value, float):  # first: most cells are metrics
-        if value != value:  # NaN
-            return ""
-        shown = f"{value:.4g}"
-        return f"{value:.0f}" if "e" in shown and abs(value) >= 1 else shown  # 12346, not 1.235e+04
-    return "" if value is None or value != value else str(value)
-
-
-def numeric(df, headers):
-    """Which shown columns hold numbers, to align them right."""
-    return [pd.api.types.is_numeric_dtype(df[h]) and not pd.api.types.is_bool_dtype(df[h]) for h in headers]
-
-
-def aligned(headers, cells, right):
-    widths = [max([len(h), *map(len, col)]) for h, col in zip(headers, cells)]
-
-    def line(items):
-        return "  ".join(s.rjust(w) if r else s.ljust(w) for s, w, r in zip(items, widths, right)).rstrip()
-
-    return "\n".join([line(headers), *(line(row) for row in zip(*cells))])
-
-
-def markdown(headers, cells, right):
-    def line(items):
-        return "| " + " | ".join(s.replace("|", "\\|") for s in items) + " |"
-
-    rule = "| " + " | ".join("---:" if r else "---" for r in right) + " |"
-    return "\n".join([line(headers), rule, *(line(row) for row in zip(*cells))]) + "\n"
-
-
-def latex(headers, cells, right):
-    """A booktabs tabular, through pandas' Styler (it escapes LaTeX's special characters)."""
-    shown = pd.DataFrame(dict(zip(range(len(headers)), cells)))
-    shown.columns = headers
-    styler = shown.style.hide(axis="index").format(escape="latex").format_index(escape="latex", axis=1)
-    tex = styler.to_latex(hrules=True, column_format="".join("r" if r else "l" for r in right))
-    return tex.replace("±", r"$\pm$")
+def relative(path):
+    return str(path.relative_to(paths.root()))

@@ -29,7 +29,7 @@ import re
 
 from utils import atomic, paths
 from utils.errors import UserError
-from utils.statistic import record
+from utils.statistic import record, survey
 
 SECTIONS = ("hparams", "metrics")
 STRING = r'"(?:\\.|[^"\\])*"'
@@ -63,9 +63,9 @@ def path(list_name):
 
 
 def write(list_name, records=None):
-    """(Re)write the title file of a list from its runs' records; returns its path."""
+    """(Re)write the title file of a list from its runs' records (or their Survey); returns its path."""
     if records is None:
-        records = [rec for _, rec in record.load(record.read(list_name))]
+        records = surveyed(list_name)
     target = path(list_name)
     old = record.read_text(target) if target.exists() else ""
     if old:
@@ -76,36 +76,18 @@ def write(list_name, records=None):
 
 
 def render(list_name, records, old=""):
-    """The text of the title file: the old file's lines kept, new keys appended per section."""
+    """The text of the title file: the old file's lines kept, new keys appended per section.
+    `records`: the records, or their Survey."""
     kept = old_sections(old)
-    hparams = union(rec.get("hparams") or {} for rec in records)
-    metrics = union(rec.get("metrics") or {} for rec in records)
-    same = {key: "same in every run: " + short(json.dumps(value)) for key, value in equal(records, hparams)}
+    found = records if isinstance(records, survey.Survey) else survey.Survey(records)
+    hparams, metrics = list(found.hparams), list(found.metrics)
+    same = {key: "same in every run: " + short(json.dumps(value)) for key, value in found.equal()}
     machine = {key: "the machine's, not the model's" for key in metrics if key.startswith("last/system_")}
     parts = []
     for section, keys in (("hparams", hparams), ("metrics", metrics)):
         lines = body(keys, same if section == "hparams" else machine, kept.get(section, []))
         parts.append(f'  "{section}": [\n' + "".join(f"{line}\n" for line in lines) + "  ]")
     return HEADER.format(name=list_name) + "{\n" + ",\n".join(parts) + "\n}\n"
-
-
-def union(dicts):
-    """The keys of all dicts, in order of first appearance."""
-    keys = {}
-    for d in dicts:
-        keys.update(dict.fromkeys(d))
-    return list(keys)
-
-
-def equal(records, keys):
-    """(key, value) for the hyperparameters with one and the same value in every record."""
-    every = [rec.get("hparams") or {} for rec in records]
-    missing = object()
-    for key in keys:
-        value = every[0].get(key, missing) if every else missing
-        kind = type(value)
-        if value is not missing and all(type(v) is kind and v == value for v in (hp.get(key, missing) for hp in every)):
-            yield key, value
 
 
 def body(keys, same, old_lines):
@@ -181,19 +163,26 @@ def columns(list_name, records=None):
     if target.exists():
         data = parse(record.read_text(target), target)
     else:
-        if records is None:
-            records = [rec for _, rec in record.load(record.read(list_name))]
-        data = parse(render(list_name, records))
+        data = parse(render(list_name, surveyed(list_name) if records is None else records))
     return data.get("hparams", []), data.get("metrics", [])
 
 
-def warn_unknown(list_name, shown, records):
+def surveyed(list_name):
+    """The Survey of a list's records; those that do not read are named on stderr."""
+    found, _, bad = survey.of_list(record.read(list_name))
+    for name in bad:
+        record.warn(f"skipped {name}: its statistic.json is missing or damaged")
+    return found
+
+
+def warn_unknown(list_name, shown, present):
     """Warn on stderr, one line a key, of the shown (hparams, metrics) keys that no record has:
     a misspelled key would otherwise be an empty column, silently. Each is compared with the
-    keys of its own section, the ones the runs actually have."""
-    if not records:  # nothing to compare with: every key would be "unknown"
+    keys of its own section, the ones the runs actually have (`present`: those of each section;
+    None when no record read)."""
+    if present is None:  # nothing to compare with: every key would be "unknown"
         return
-    present = {section: union(rec.get(section) or {} for rec in records) for section in SECTIONS}
+    present = dict(zip(SECTIONS, present))
     for section, other, keys in zip(SECTIONS, reversed(SECTIONS), shown):
         for key in dict.fromkeys(keys):
             if key not in present[section]:
