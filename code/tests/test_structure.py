@@ -9,7 +9,7 @@ UTILS = Path(__file__).resolve().parents[1] / "utils"
 # A new module goes where what it imports is below it; the test fails until it is placed.
 ORDER = """
     errors paths atomic runlock process slurm log signals hardware distributed snapshot overrides
-    schema runs checkpoints checkpointing cadence tally settings predictions fullness gitrepo
+    schema runs jobs summary checkpoints checkpointing cadence tally settings predictions fullness gitrepo
     statistic.record statistic.survey statistic.title statistic.cells statistic.rows statistic.output statistic.frame
     statistic.table statistic.scalars statistic
     recorder session runner tboard plot diff submit listing supervisor launch
@@ -19,7 +19,8 @@ ORDER = """
 RANK = {f"utils.{name}": n for n, name in enumerate(ORDER)}
 
 # The run folder's names; `__statistic__/tensorboard/` and its `log` are TensorBoard's own folder.
-LAYOUT = {"statistic.json", "checkpoint", "tensorboard", "log", ".reserve", "epoch_last.pth", "epoch_best.pth"}
+LAYOUT = {"statistic.json", "checkpoint", "tensorboard", "log", ".reserve", "epoch_last.pth", "epoch_best.pth",
+          ".expls.json"}  # a tag folder's summary (utils/summary.py)
 ELSEWHERE = {("tboard", "tensorboard"), ("tboard", "log"), ("sweep.space", "log")}  # space: int(..., log=true)
 
 

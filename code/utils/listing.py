@@ -1,12 +1,14 @@
 """expls, expels: what has been run, one line each, in aligned plain-text columns.
 
 Both read only the runs' statistic.json (and, for expls, the tags' commits from git), so
-they work while runs are going, and on a copy of __result__ without the repository.
+they work while runs are going, and on a copy of __result__ without the repository. expls reads
+a record only when it changed since the last expls (utils/summary.py keeps what it read).
+Imports stay few: every listing, and tab completion, pays for them before it reads anything.
 """
 import math
 import subprocess
 
-from utils import checkpoints, paths, runs, slurm, submit
+from utils import jobs, paths, runs, slurm, summary
 
 
 def add_expls(p):
@@ -19,10 +21,10 @@ def expls(args):
     commits = tagged_commits()
     rows = [("TAG", "RUNS", "FINISHED", "COMMIT", "DATE", "SUBJECT")]
     for tag in runs.tags():
-        found = runs.records(runs.of(tag))
-        records = [r for _, r in found if r]
-        sha, date, subject = commits.get(tag) or (first(records, "commit"), "", "")
-        finished = sum(r.get("status") == "finished" for r in records)
+        found = summary.read(tag, runs.of(tag))  # (status, commit) of each record that reads
+        read = [r for _, r in found if r]
+        sha, date, subject = commits.get(tag) or (next((c for _, c in read if c), None), "", "")
+        finished = sum(status == "finished" for status, _ in read)
         rows.append((tag, len(found), finished, (sha or "-")[:10], date or "-", subject or "-"))
     print(columns(rows))
 
@@ -35,8 +37,9 @@ def add_expels(p):
 def expels(args):
     """One line per run: status, epochs (or steps) done, where `con` would continue, best metric,
     duration, overrides. A run in a Slurm job shows its job's state; a job not started yet, a line."""
+    from utils import checkpoints  # here: it imports atomic (tempfile), which expls needs not
     rows = [("RUN", "STATUS", "PROGRESS", "CHECKPOINT", "BEST", "DURATION", "OVERRIDES")]
-    submitted = [s for s in args.specs if not runs.of(s) and submit.submitted(s)]  # jobs, no run started yet
+    submitted = [s for s in args.specs if not runs.of(s) and jobs.submitted(s)]  # jobs, no run started yet
     specs = [s for s in args.specs if s not in submitted]
     found = runs.records(runs.resolve(specs)) if specs else []
     queue = slurm.queue_of([record for _, record in found])
@@ -56,8 +59,8 @@ def expels(args):
 def waiting(tag):
     """A row per Slurm job of the tag that Slurm holds and that has not started its run yet."""
     rows = []
-    for job, entry in submit.queued(tag).items():
-        if not submit.started(tag, job):
+    for job, entry in jobs.queued(tag).items():
+        if not jobs.started(tag, job):
             rows.append((f"{tag}/-", "pending", "-", "-", "-", "-", f"{overrides(entry.get('overrides') or {})}  (job {job})"))
     return rows
 
@@ -92,10 +95,6 @@ def tagged_commits():
         tag, sha, date, subject = line.split("\0")
         commits[tag] = (sha, date, subject)
     return commits
-
-
-def first(records, key):
-    return next((r[key] for r in records if r.get(key)), None)
 
 
 def progress(record):

@@ -5,18 +5,13 @@ and globs on a command line stand for, and the record's life: `create` (the CLI'
 `start` and `write` every epoch (the Recorder, in main.py), `conclude` (the CLI, when the run's
 processes could not say how they ended). One serialiser (`encode`), one reader (`load`).
 """
-import fnmatch
-import json
 import os
-import secrets
-import shutil
-import socket
 import sys
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
-from utils import atomic, paths, runlock, schema, slurm
+# Listings import this module: what only writing, creating or a Slurm job needs (atomic, secrets,
+# shutil, datetime, slurm) is imported where used, keeping `expls` near a bare interpreter.
+from utils import paths, runlock, schema
 from utils.schema import damage, load, parsed  # noqa: F401 (runs.load: the one reader of records)
 from utils.errors import UserError
 
@@ -24,6 +19,7 @@ VERSION = 1
 RECORD, LOG, TENSORBOARD, CHECKPOINTS, RESERVE = "statistic.json", "log", "tensorboard", "checkpoint", ".reserve"
 SLURM_LOGS = {".out": "slurm.out", ".err": "slurm.err"}  # links to the Slurm job's own output (utils/submit.py)
 LAST, BEST = "epoch_last.pth", "epoch_best.pth"  # links in checkpoint/ to the newest and the best epoch's file
+SUMMARY = ".expls.json"  # in a tag's folder: what expls read of its runs' records (utils/summary.py)
 GLOB = "*?["
 
 
@@ -32,10 +28,32 @@ def inside(name):
     return property(lambda run: run.dir / name)
 
 
-@dataclass(frozen=True)
 class Run:
-    tag: str
-    id: int
+    """A run's name: immutable, equal and hashed by (tag, id). Not a dataclass: importing
+    dataclasses (inspect, ast) was a fifth of a listing's start."""
+    __slots__ = ("tag", "id")
+    __match_args__ = ("tag", "id")
+
+    def __init__(self, tag, id):
+        object.__setattr__(self, "tag", tag)
+        object.__setattr__(self, "id", id)
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    __delattr__ = __setattr__
+
+    def __eq__(self, other):
+        return (self.tag, self.id) == (other.tag, other.id) if other.__class__ is Run else NotImplemented
+
+    def __hash__(self):
+        return hash((self.tag, self.id))
+
+    def __repr__(self):
+        return f"Run(tag={self.tag!r}, id={self.id!r})"
+
+    def __reduce__(self):  # pickle and copy: through __init__, as the slots refuse setattr
+        return Run, (self.tag, self.id)
 
     def __str__(self):
         return f"{self.tag}/{self.id}"
@@ -79,6 +97,7 @@ class Run:
         """Replace the record atomically; with `background` (an executor) the encoding and the
         disk write happen there, from the record as it is now (its values never change in place:
         copying the dicts that change is enough)."""
+        from utils import atomic
         if background is None:
             return atomic.write_bytes(self.dir / RECORD, encode(record))
         now = {**record, "metrics": dict(record.get("metrics") or {})}
@@ -108,6 +127,7 @@ class Run:
 
 def encode(record):
     """statistic.json's text: strict JSON, indented (atomic.json_text)."""
+    from utils import atomic
     return atomic.json_text(record).encode()
 
 
@@ -125,6 +145,7 @@ def records(runs, quiet=False):
 def create(tag, commit, command, overrides, seed, fixed, parent=None, extra=None):
     """Claim the tag's next free id, lock its folder for this process (and the run it starts),
     and write its first record (status `running`). Returns (run, record)."""
+    import shutil
     run = Run(tag, allocate(tag))
     record = {
         "version": VERSION, "tag": tag, "id": run.id, "status": "running",
@@ -132,7 +153,7 @@ def create(tag, commit, command, overrides, seed, fixed, parent=None, extra=None
         "seed": seed, "fixed_seed": fixed,
         "overrides": overrides, "hparams": {}, "metrics": {},
         "epoch": 0, "epochs": None, "start": now(), "end": None, "duration_s": 0.0,
-        "host": socket.gethostname(), "gpus": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "host": host(), "gpus": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "pid": os.getpid(), "world_size": 1, "nnodes": 1, "parent": parent,
         "versions": {"python": sys.version.split()[0]},
         **(extra or {}),
@@ -160,10 +181,12 @@ def allocate(tag):
 
 
 def now():
+    from datetime import datetime, timezone
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def fresh_seed():
+    import secrets
     return secrets.randbelow(2**31)
 
 
@@ -177,12 +200,19 @@ def status(record, queue=None):
     to another process); for a run in a Slurm job, with `queue` (slurm.queue_of), as the job's state
     corrects it."""
     job = record.get("slurm_job_id")
-    if job and queue is not None and record.get("status") in slurm.ASKED:
-        return slurm.live_status(record["status"], queue.get(str(job)))
-    if record.get("status") == "running" and record.get("host") == socket.gethostname() \
+    if job and queue is not None:
+        from utils import slurm
+        if record.get("status") in slurm.ASKED:
+            return slurm.live_status(record["status"], queue.get(str(job)))
+    if record.get("status") == "running" and record.get("host") == host() \
             and not runlock.locked(Run.of(record).dir):
         return "dead"
     return record.get("status")
+
+
+def host():
+    """This machine's name: socket.gethostname() is uname(2)'s nodename too, without importing socket."""
+    return os.uname().nodename
 
 
 # Naming runs: `tag` (all its runs), `tag/id`, or a quoted glob of tags (`'lr*'`, `'lr*/0'`).
@@ -222,6 +252,7 @@ def resolve(specs):
     for spec in specs:
         tag, _, id = spec.partition("/")
         if any(c in tag for c in GLOB):
+            import fnmatch
             known = tags() if known is None else known
             matched = [t for t in fnmatch.filter(known, tag) if tag.startswith("_") or not t.startswith("_")]
             runs = [run for t in matched for run in of(t) if not id or str(run.id) == id]

@@ -1,7 +1,6 @@
 """slurm: what Slurm says about jobs (squeue, sacct) and what a job's environment says about
 itself. Plain subprocess calls: listing runs never imports submitit (utils/submit.py does that)."""
 import os
-import shutil
 import subprocess
 
 WAITING = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD", "SUSPENDED"}
@@ -28,8 +27,9 @@ def job_fields():
     return fields
 
 
-def available():
-    return shutil.which("squeue") is not None
+def available(command="squeue"):
+    import shutil  # here: listings import this module, and most of them ask Slurm nothing
+    return shutil.which(command) is not None
 
 
 def states(jobs):
@@ -46,7 +46,7 @@ def states(jobs):
             return None
     found = parsed(out)
     missing = [j for j in jobs if j not in found]
-    if missing and shutil.which("sacct"):  # past the controller's memory (MinJobAge): accounting, where kept
+    if missing and available("sacct"):  # past the controller's memory (MinJobAge): accounting, where kept
         found.update(parsed(call(["sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", ",".join(missing)]) or ""))
     return {j: found[j] for j in jobs if j in found}
 

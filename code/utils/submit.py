@@ -25,6 +25,7 @@ from pathlib import Path
 
 from utils import atomic, checkpoints, paths, process, runs, slurm
 from utils.errors import UserError
+from utils.jobs import folder, log, name_file, queued, started, submitted  # noqa: F401 (submit.queued ...: as before)
 
 OPTIONS = ("partition", "time", "gpus_per_run", "cpus_per_run", "mem", "max_timeouts", "sbatch")
 TIME = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")  # Slurm's: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S
@@ -124,44 +125,11 @@ def partition_limit(partition):
     return 30 * 24 * 60 if chosen[0] in ("infinite", "UNLIMITED") else minutes(chosen[0], "the partition's limit")
 
 
-# The folder of a tag's jobs, and what was submitted there.
-
-def folder(tag):
-    return paths.statistic() / "slurm" / tag
-
-
-def name_file(tag, job):
-    return folder(tag) / f"{job}.name"
-
-
-def log(tag, job, suffix):
-    return folder(tag) / f"{job}_0_log{suffix}"
-
-
-def submitted(tag):
-    """[{"job", "argv", "overrides", "submitted"}] of the tag, oldest first; [] if none."""
-    found = runs.parsed(folder(tag) / "submitted.json")
-    return found if isinstance(found, list) else []
-
+# The folder of a tag's jobs, and what was submitted there: utils/jobs.py reads them.
 
 def remember(tag, entries):
     with atomic.locked(folder(tag)):
         atomic.write_json(folder(tag) / "submitted.json", submitted(tag) + entries)
-
-
-def queued(tag):
-    """The tag's jobs that Slurm still holds, pending or running: {job id: entry}."""
-    entries = submitted(tag)
-    live = slurm.states(e["job"] for e in entries) or {}
-    return {e["job"]: e for e in entries if live.get(e["job"]) in slurm.WAITING | slurm.RUNNING}
-
-
-def started(tag, job):
-    """The run that job started, `tag/id`, or None before it has said so."""
-    try:
-        return name_file(tag, job).read_text().strip() or None
-    except OSError:
-        return None
 
 
 # Submitting.
