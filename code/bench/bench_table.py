@@ -9,8 +9,8 @@ temporary __result__/, records them in one list, then times
   - piped: the same with stdout /dev/null (no terminal: every row printed aligned);
   - first: `table` when the title file is still missing (it is built first).
 In one process (default N 10,000): best of REPEAT each. `--whole N` (e.g. 100000): each a fresh
-process (`python -c` of the bare loop; `cli.py table`), ROUNDS paired rounds, medians of the
-time and of each process's peak RSS (os.wait4).
+process (`python -c` of the bare loop; `cli.py table`), ROUNDS (env, default 5) paired rounds,
+medians of the wall time, the CPU time and the peak RSS of each process (os.wait4).
 Usage: python code/bench/bench_table.py [N] | --whole N
 """
 import contextlib
@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # code/
 from utils.statistic import record, table, title  # noqa: E402
 
 REPEAT = 3
-ROUNDS = 5
+ROUNDS = int(os.environ.get("ROUNDS", 5))
 CODE = Path(__file__).resolve().parents[1]
 LINES = "50"  # the terminal's height
 
@@ -146,13 +146,13 @@ def drained(fd):
 
 
 def process(argv, stdout):
-    """(seconds, peak RSS in MiB) of one process."""
+    """(seconds, peak RSS in MiB, CPU seconds) of one process."""
     start = time.perf_counter()
     child = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.DEVNULL, env={**os.environ, "LINES": LINES})
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
     assert child.returncode == 0, argv
-    return time.perf_counter() - start, usage.ru_maxrss / 1024
+    return time.perf_counter() - start, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def whole(n):
@@ -177,13 +177,13 @@ def whole(n):
             drain.join(5)
             os.close(master)
             seen["piped"].append(process(cli, subprocess.DEVNULL))
-        median = {k: (statistics.median(t for t, _ in v), statistics.median(m for _, m in v)) for k, v in seen.items()}
+        median = {k: [statistics.median(x[i] for x in v) for i in range(3)] for k, v in seen.items()}
         print(f"{n} records, whole processes, {os.cpu_count()} cores, median of {ROUNDS} paired rounds")
         for key, label in (("bare", "bare json->csv loop"), ("table", f"table, terminal ({LINES} lines)"),
                            ("piped", "table, piped (all rows)")):
-            t, m = median[key]
-            ratio = "" if key == "bare" else f"   ratio {t / median['bare'][0]:.2f}x"
-            print(f"{label:28s} {t:7.3f} s  {m:7.1f} MiB peak{ratio}")
+            t, m, cpu = median[key]
+            ratio = "" if key == "bare" else f"   ratio {t / median['bare'][0]:.2f}x, CPU {cpu / median['bare'][2]:.2f}x"
+            print(f"{label:28s} {t:7.3f} s  {cpu:7.3f} s CPU  {m:7.1f} MiB peak{ratio}")
 
 
 def best_of(fn, before=None):
