@@ -26,6 +26,15 @@ class Table:
         self.path, self.reader = path, reader
         self.columns = cells.Columns(len(reader.header))
         self.rows = array("I")  # each row's shape number
+        try:
+            self.written(path, reader)
+        except OSError as err:  # the scratch file has no name: say the file the user knows
+            if err.filename is None:
+                err.filename = str(path)
+            raise
+        self.right = cells.right(self.kinds)
+
+    def written(self, path, reader):
         with tempfile.TemporaryFile(dir=path.parent) as scratch:  # the rows as read, until their types are known
             self.write(scratch, reader)
             self.kinds = self.columns.kinds()
@@ -38,7 +47,6 @@ class Table:
                     read.detach()
                 else:
                     shutil.copyfileobj(scratch, out, 1 << 20)
-        self.right = cells.right(self.kinds)
 
     def write(self, binary, rows, note=True):
         """Rows into the staged file; `note`: their shapes, on the first write."""
