@@ -23,7 +23,7 @@ HEAVY = {"torch", "numpy", "pandas", "git", "tqdm", "tensorboard", "submitit", "
          "socket", "secrets", "hashlib", "dataclasses", "inspect", "datetime", "ctypes"}
 TOOLS = {"utils.submit", "utils.process", "utils.checkpointing", "utils.launch", "utils.gitrepo", "utils.statistic.table"}
 NOT_FOR = {
-    "expls": HEAVY | TOOLS | {"utils.checkpoints", "utils.atomic", "tempfile", "random"},
+    "expls": HEAVY | TOOLS | {"utils.checkpoints", "utils.atomic", "tempfile", "random", "shutil", "lzma"},
     "expels": HEAVY | TOOLS,
     "record": HEAVY | TOOLS | {"utils.checkpoints"},
 }

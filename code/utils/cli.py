@@ -40,11 +40,30 @@ SHOWN = {verb: name for name, verb in reversed(SHELL.items())}  # messages name 
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line and exit status 2, like every user mistake."""
 
+    def _get_formatter(self):
+        """argparse's own, at the width it would take (the terminal's less 2), but without its
+        import of shutil (bz2, lzma) for that: each argument added and each parse asks for one."""
+        return self.formatter_class(prog=self.prog, width=columns() - 2)
+
     def error(self, message):
         # argparse counts an empty `key=value ...` list as missing; it is optional
         message = message.replace("required: tag, key=value", "required: tag")
         message = " ".join(message.splitlines())  # an option typed with a line break in it: still one line
         raise UserError(f"{self.prog}: {message}", f"see `{self.prog} --help`")
+
+
+def columns():
+    """shutil.get_terminal_size().columns: $COLUMNS, else the terminal's, else 80."""
+    try:
+        n = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        n = 0
+    if n <= 0:
+        try:
+            n = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            n = 0
+    return n or 80
 
 
 def usage():
