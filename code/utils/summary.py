@@ -34,14 +34,18 @@ def read(tag, found):
     read them: None for a missing or damaged record, with the same warnings on stderr."""
     base = f"{paths.results()}/{tag}"
     kept = Summary(f"{base}/{runs.SUMMARY}")
-    out = [(run, kept.entry(f"{base}/{run.id}/{runs.RECORD}", run)) for run in found]
+    try:
+        out = [(run, kept.entry(f"{base}/{run.id}/{runs.RECORD}", run)) for run in found]
+    except BaseException:  # Ctrl-C, `expls | head`: no temporary file left behind
+        kept.discard()
+        raise
     kept.save()
     return out
 
 
 class Summary:
     def __init__(self, path):
-        self.path, self.tmp, self.since, self.dev = path, None, None, None
+        self.path, self.tmp, self.fd, self.since, self.dev = path, None, None, None, None
         self.old = loaded(path)
         self.new = {}
 
@@ -77,12 +81,11 @@ class Summary:
             return
         self.tmp = f"{self.path}.{os.urandom(6).hex()}.tmp"
         try:
-            fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         except OSError:  # a read-only or full folder: no summary this time
             self.tmp = ""
             return
-        st = os.fstat(fd)
-        os.close(fd)
+        st = os.fstat(self.fd)
         self.since, self.dev = st.st_ctime_ns, st.st_dev
 
     def save(self):
@@ -94,12 +97,22 @@ class Summary:
             return
         try:
             if self.new != self.old:
-                with open(self.tmp, "w") as f:
-                    json.dump({"version": version(), "runs": self.new}, f, separators=(",", ":"))
+                data = json.dumps({"version": version(), "runs": self.new}, separators=(",", ":")).encode()
+                if os.write(self.fd, data) != len(data):  # a few KB: one write, unless the disk is full
+                    raise OSError("short write")
+                os.close(self.fd)
+                self.fd = None
                 os.replace(self.tmp, self.path)
         except OSError:
             pass  # the disk filled up: the records are read next time
         finally:
+            self.discard()
+
+    def discard(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        if self.tmp:
             try:
                 os.unlink(self.tmp)
             except OSError:
