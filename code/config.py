@@ -50,8 +50,9 @@ patience = 0               # stop after this many evaluations without a new best
 # checkpoints and machinery
 checkpoint_every = 1       # write checkpoint/epoch_<n>.pth every this many epochs ...
 checkpoint_steps = 0       # ... and epoch_<n>_step_<k>.pth every this many optimizer steps inside an epoch (0: never) ...
-checkpoint_interval = 60.0 # ... but neither more often than every this many seconds (0: every time). The best epoch,
-                           # the last one and a stop (Ctrl-C, SIGTERM: at the next step's end) are always written.
+checkpoint_interval = None # ... as often as a write costs at most 1% of the training time since the last (the first
+                           # evaluation's always), or with seconds here never more often than that (0: every time).
+                           # The best epoch, the last one and a stop (Ctrl-C, SIGTERM: at the next step's end) always.
 checkpoint_copy_mb = 256   # a state up to this size is copied to host memory and written in the background; a larger
                            # one is written from the live state while training waits (no second copy in memory)
 keep_checkpoints = 2       # checkpoint files kept besides last and best; 0 keeps them all

@@ -1,6 +1,6 @@
 """A model whose state is large for this machine: the template's memory and checkpoint cost.
 
-    .venv/bin/python code/bench/bench_checkpoint.py [--width 4096] [--epochs 3]
+    .venv/bin/python code/bench/bench_checkpoint.py [--width 4096] [--epochs 3] [--policy-epochs 12]
 
 An MLP of 64 -> W -> W -> W -> W -> 10 (W=4096: 50.6M parameters, 202 MB; with Adam's two
 moments and the gradients a bare loop holds about 4x that) trained with Adam on synthetic 8x8
@@ -10,9 +10,13 @@ data (__data__/synth/data.npz in a temporary project: 96 samples, 2 steps an epo
     checkpoint_interval=0; its 600 MB of state is above checkpoint_copy_mb, so it is written from the
     training state itself, not from a copy), with model.build returning the MLP. Bare: the same data loaders, model
     and optimizer in a plain loop. Also the same two after `import torch` alone, for scale.
-  - write: one checkpoint of the trained state (model + optimizer + RNG), the template's own
-    write (utils/checkpoints.write: torch.save into a temporary file, fsync, rename) against a bare
-    torch.save(state, path); best of 3.
+  - write: one checkpoint of the trained state (model + optimizer + RNG): what training waits
+    for (utils/checkpointing.stage: torch.save into a temporary file), against a bare
+    torch.save(state, path); then, measured apart, what the writer thread does after it
+    (checkpointing.publish: fsync, rename, links, pruning); best of 3.
+  - policy: the template with config.py's default checkpoint policy (a write when it costs at
+    most 1% of the training since the last; the first evaluation's always) over --policy-epochs
+    epochs, keep_checkpoints=0: how many states it wrote.
 """
 import argparse
 import json
@@ -41,6 +45,8 @@ if side == "template":
     run, _ = runs.create("bench", None, "bench_checkpoint.py", {overrides}, 0, True)
     sys.stdout = open(os.devnull, "w")
     assert runner.main(main.train, ["--run-dir", str(run.dir)]) == 0
+    from utils import checkpoints
+    print(json.dumps(len(checkpoints.files(run.dir / "checkpoint"))), file=sys.__stdout__)
 elif side == "bare":
     import dataloader
     from utils import overrides
@@ -76,28 +82,34 @@ def project(root):
     return {**os.environ, "RUNTAG_ROOT": str(root), "CI": "1"}
 
 
-def peak_mb(side, width, epochs, env):
+def side_run(side, width, epochs, env, **changes):
+    """The side's printed figures: the template's number of checkpoint files, then peak RSS in MB."""
     overrides = {"data": "synth", "epochs": epochs, "batch_size": 64, "checkpoint_interval": 0.0,
-                 "keep_checkpoints": 1, "num_workers": 0, "tensorboard": False}
+                 "keep_checkpoints": 1, "num_workers": 0, "tensorboard": False, **changes}
     script = SIDE.format(code=str(CODE), bench=str(CODE / "bench"), side=side, width=width, epochs=epochs, overrides=overrides)
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
     if out.returncode:
         raise SystemExit(f"{side} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return [json.loads(line) for line in out.stdout.strip().splitlines()[-2 if side == "template" else -1:]]
+
+
+def peak_mb(side, width, epochs, env):
+    return side_run(side, width, epochs, env)[-1]
 
 
 def write_times(width, folder):
-    """(template write, bare torch.save) seconds, best of 3, of one trained state."""
+    """(training's wait, the writer thread's part, bare torch.save) seconds, best of 3, of one
+    trained state, and its size in MB."""
     sys.path.insert(0, str(CODE))
     import torch
-    from utils import checkpoints, snapshot as template_snapshot
+    from utils import checkpointing, snapshot as template_snapshot
     net = mlp(width)
     opt = torch.optim.Adam(net.parameters())
     torch.nn.functional.cross_entropy(net(torch.rand(8, 1, 8, 8)), torch.zeros(8, dtype=torch.long)).backward()
     opt.step()
     snapshot = {"model": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": {}, "epoch": 1, "step": 0,
                 "best": 0.0, "best_epoch": 1, "stale": 0, "ranks": [{"rng": template_snapshot.rng_states()}]}
-    ours, bare = [], []
+    wait, after, bare = [], [], []
     for _ in range(3):
         os.sync()  # neither side pays for the other's (or the runs') dirty pages being written back
         start = time.perf_counter()
@@ -105,26 +117,33 @@ def write_times(width, folder):
         bare.append(time.perf_counter() - start)
         os.sync()
         start = time.perf_counter()
-        checkpoints.write(folder, snapshot)
-        ours.append(time.perf_counter() - start)
-    return min(ours), min(bare), (folder / "bare.pth").stat().st_size / 2**20
+        staged = checkpointing.stage(folder / "checkpoint", [snapshot], snapshot)
+        wait.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        checkpointing.publish(folder / "checkpoint", staged, keep=1)
+        after.append(time.perf_counter() - start)
+    return min(wait), min(after), min(bare), (folder / "bare.pth").stat().st_size / 2**20
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--width", type=int, default=4096)
     p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--policy-epochs", type=int, default=12, help="epochs of the default-policy run")
     opts = p.parse_args()
     params = 64 * opts.width + 3 * opts.width ** 2 + 10 * opts.width
     with tempfile.TemporaryDirectory() as tmp:
         env = project(Path(tmp))
         template, bare = (peak_mb(side, opts.width, opts.epochs, env) for side in ("template", "bare"))
-        ours, plain, size = write_times(opts.width, Path(tmp))
+        written = side_run("template", opts.width, opts.policy_epochs, env, checkpoint_interval=None,
+                           keep_checkpoints=0)[0]
+        wait, after, plain, size = write_times(opts.width, Path(tmp))
     print(f"MLP width {opts.width}: {params / 1e6:.1f}M parameters ({params * 4 / 2**20:.0f} MB), Adam, "
           f"{opts.epochs} epochs, {os.cpu_count()} cores")
     print(f"peak RSS: template {template:.0f} MB, bare loop {bare:.0f} MB: ratio {template / bare:.2f}x")
-    print(f"one checkpoint ({size:.0f} MB): template write {ours:.2f} s (fsync, rename), "
-          f"bare torch.save {plain:.2f} s: ratio {ours / plain:.2f}x")
+    print(f"one checkpoint ({size:.0f} MB): training waits {wait:.2f} s, bare torch.save {plain:.2f} s: "
+          f"ratio {wait / plain:.2f}x; then on the writer thread {after:.2f} s (fsync, rename, links)")
+    print(f"default policy: {written} checkpoints in {opts.policy_epochs} epochs")
 
 
 if __name__ == "__main__":

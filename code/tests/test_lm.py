@@ -19,7 +19,7 @@ import dataloader
 import text
 from conftest import assert_one_line_mistake, learned, make_project
 from test_steps import BACKWARD, STOP
-from utils.checkpointing import place, position
+from utils.positions import place, position
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 # 42,187 windows of 33 characters an epoch: 660 steps of 64; a step checkpoint every 50 of them

@@ -12,7 +12,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # code/: the template's modules
 
-from utils import atomic, signals  # noqa: E402
+from conftest import wait_for  # noqa: E402
+from utils import atomic, cadence, signals  # noqa: E402
 from utils.checkpoints import resume_point  # noqa: E402
 from utils.checkpoints import load as load_checkpoint  # noqa: E402
 from utils.session import Session  # noqa: E402
@@ -280,6 +281,29 @@ def test_held_back_writes_keep_the_best_and_the_last(tmp_path):
     assert {p.name: p.stat().st_mtime_ns for p in ckpt.iterdir()} == before
 
 
+def test_by_default_a_write_waits_for_training_worth_a_hundred_times_its_cost(tmp_path):
+    """checkpoint_interval=None: the first evaluation is written at once; the next only once the
+    training since the last write is 1 / cadence.SHARE times what that write cost (measured), and
+    a best in between is held in memory until then."""
+    ckpt = tmp_path / "checkpoint"
+    run = tiny_run(ckpt, checkpoint_interval=None, epochs=3)
+    epochs = run.epochs()
+    for acc in (0.5, 0.9):  # one right after the other: far less than 100 writes' time between
+        next(epochs)
+        step(run)
+        run.evaluated(val={"acc": acc})
+    run.recorder.drain()
+    assert epoch_files(ckpt) == [1] and run.checkpointer.held_best["epoch"] == 2
+    assert run.cadence.loop_s > 0 and cadence.SHARE == 0.01
+    wait_for(run.cadence.due, what="training worth the last write")
+    next(epochs)
+    step(run)
+    run.evaluated(val={"acc": 0.7})
+    run.recorder.drain()
+    assert epoch_files(ckpt) == [1, 2, 3] and os.readlink(ckpt / "epoch_best.pth") == "epoch_2.pth"
+    run.end()
+
+
 def test_a_large_state_is_never_copied_and_its_best_is_written_at_once(tmp_path):
     """Above checkpoint_copy_mb nothing is held in memory: a new best goes to disk when it
     happens, from the training state itself (no background copy), and the rest when due."""
@@ -289,7 +313,8 @@ def test_a_large_state_is_never_copied_and_its_best_is_written_at_once(tmp_path)
         next(epochs)
         step(run)
         run.evaluated(val={"acc": 0.9})  # a new best: written now, though no write is due
-        assert run.checkpointer.writing is None and run.checkpointer.held_best is None
+        assert run.checkpointer.held_best is None
+        run.checkpointer.writing.result()  # its bytes were written in the loop; fsync, rename, links after
         assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch_1.pth", "epoch_best.pth", "epoch_last.pth"]
         next(epochs)
         step(run)

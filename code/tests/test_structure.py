@@ -9,7 +9,7 @@ UTILS = Path(__file__).resolve().parents[1] / "utils"
 # A new module goes where what it imports is below it; the test fails until it is placed.
 ORDER = """
     errors paths atomic runlock process slurm log signals hardware distributed snapshot overrides
-    schema runs jobs summary checkpoints checkpointing cadence tally settings predictions fullness gitrepo
+    schema runs jobs summary checkpoints positions checkpointing cadence tally settings predictions fullness gitrepo
     statistic.record statistic.survey statistic.title statistic.cells statistic.rows statistic.output statistic.frame
     statistic.table statistic.scalars statistic
     recorder session runner tboard plot diff submit listing supervisor launch

@@ -14,7 +14,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # code/: the template's modules
 
-from conftest import Progress, communicate, learned  # noqa: E402
+from conftest import Progress, communicate, learned, wait_for  # noqa: E402
 from utils.checkpoints import load as load_checkpoint  # noqa: E402
 
 PYTHON = sys.executable
@@ -206,6 +206,27 @@ def test_failing_experiment_is_recorded(project):
     assert not finished.exists() or "broken/0" not in finished.read_text()
 
 
+def test_a_run_killed_after_its_first_epoch_continues_by_default(project):
+    """config.py's checkpoint policy writes at the first evaluation, whatever the clock says (a
+    60 s interval used to leave a run killed in its first minute nothing to continue from), and
+    then as often as a write costs at most 1% of the training since the one before."""
+    run_dir = project.run_dir("early", 0)
+    proc = project.start("run", "-f", "early", "epochs=30")
+    try:
+        wait_for(lambda: (run_dir / "checkpoint/epoch_last.pth").exists(), what="the first checkpoint")
+        os.kill(json.loads((run_dir / "statistic.json").read_text())["pid"], signal.SIGKILL)
+        communicate(proc)
+    finally:
+        proc.kill()
+    killed_at = load_checkpoint(run_dir / "checkpoint/epoch_last.pth")["epoch"]
+    assert 1 <= killed_at < 30 and project.record("early", 0)["status"] == "killed"
+    out = project.cli("con", "early/0")
+    assert out.returncode == 0, out.stdout + out.stderr
+    record = project.record("early", 0)
+    assert record["status"] == "finished" and record["epoch"] == 30
+    assert f"epoch {killed_at + 1}/30" in (run_dir / "log").read_text()  # went on from where it was
+
+
 def test_sigterm_ends_as_interrupted(project):
     path = project.run_dir("long", 0) / "statistic.json"
     proc = project.start("run", "-f", "long", "epochs=50")
@@ -220,7 +241,7 @@ def test_sigterm_ends_as_interrupted(project):
     record = project.record("long", 0)
     assert record["status"] == "interrupted" and 2 <= record["epoch"] < 50
     last = load_checkpoint(project.run_dir("long", 0) / "checkpoint/epoch_last.pth")
-    # written on the way out (checkpoint_interval's default holds back writes this early); the
+    # written on the way out or at the last evaluation the writes' cost allowed; the
     # signal may land between an epoch's statistic.json update and its snapshot in memory
     assert last["epoch"] in (record["epoch"] - 1, record["epoch"])
     assert "Traceback" not in (project.run_dir("long", 0) / "log").read_text()

@@ -13,24 +13,54 @@ def writing(path):
     """A binary file to write `path` through: it appears whole at the end of the block (temporary
     file in the same folder, fsync, rename), or not at all. Writers stream into it: a checkpoint
     of gigabytes needs no copy of itself in memory."""
-    path = Path(path)
+    staged = Staged(path)
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as err:
-        err.filename = str(path)  # not the temporary's random name: the file the user knows
-        raise
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide results from the rest of the group
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        yield staged.file
     except BaseException as err:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(err, OSError) and err.filename in (None, tmp):
-            err.filename, err.filename2 = str(path), None  # a failed write() names no file: "no space ... while writing <path>"
+        staged.discard()
+        staged.name(err)
         raise
+    staged.commit()
+
+
+class Staged:
+    """A file whose bytes are written now into a temporary beside `path`, and made durable and
+    visible later by commit() (fsync, rename), possibly on another thread: a training loop waits
+    for the bytes, not for the disk. Never committed (discard(), a kill), it is never seen."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        try:
+            fd, self.tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        except OSError as err:
+            err.filename = str(self.path)  # not the temporary's random name: the file the user knows
+            raise
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide results from the rest of the group
+        self.file = os.fdopen(fd, "wb")
+
+    def commit(self):
+        try:
+            with self.file as f:
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(self.tmp, self.path)
+        except BaseException as err:
+            self.discard()
+            self.name(err)
+            raise
+
+    def name(self, err):
+        """A failed write() names no file, or the temporary: name the file the user knows
+        ("no space ... while writing <path>")."""
+        if isinstance(err, OSError) and err.filename in (None, self.tmp):
+            err.filename, err.filename2 = str(self.path), None
+
+    def discard(self):
+        try:
+            self.file.close()
+        except OSError:
+            pass  # its buffered bytes go nowhere: the file is removed
+        Path(self.tmp).unlink(missing_ok=True)
 
 
 def write_bytes(path, data):

@@ -6,8 +6,7 @@ What a checkpoint holds: under its own name, the state_dict() of every model, op
 scheduler and GradScaler tracked (rank 0's: DDP keeps them equal on every rank); in `ranks`, one
 entry per process: its RNGs, its training metrics summed so far, and the state_dict() of every
 other object tracked (data loaders, datasets, your own objects: each process has its own
-position). A data loader's position is kept inside an epoch; at an epoch's end, the state of
-the generators it shuffles with (a new epoch starts it afresh, drawing from them).
+position). A data loader's position: utils/positions.py.
 
 Memory: a state of at most `checkpoint_copy_mb` is copied to host memory (pinned on CUDA) and
 written on the Recorder's writer thread while training goes on; a new best's copy is held there
@@ -21,6 +20,7 @@ from pathlib import Path
 import torch
 
 from utils import checkpoints, distributed
+from utils.positions import is_loader, place, position
 from utils.runs import BEST, LAST
 from utils.snapshot import rng_states, set_rng_states, tensor_bytes, to_host
 
@@ -38,7 +38,8 @@ class Policy:
     directory: Path
     keep: int = 2            # files kept besides those last and best name; 0 keeps all
     every: int = 1           # evaluations between checkpoints
-    interval: float = 0.0    # seconds at least between checkpoints (a best, the last and a stop aside)
+    interval: float = None   # seconds at least between checkpoints (a best, the last and a stop aside);
+                             # None: by cost (utils/cadence.py)
     steps: int = 0           # optimizer steps between step checkpoints; 0: none inside an epoch
     copy_mb: float = 256.0   # states up to this size are copied and written in the background
     writer: object = None    # runs writes off the training loop: anything with submit(fn, *args)
@@ -53,56 +54,6 @@ class Mismatch(Exception):
     """A checkpoint that does not hold what the loop tracks (utils/session.py: one line)."""
 
 
-def is_loader(obj):
-    return isinstance(obj, torch.utils.data.DataLoader)
-
-
-def inexact(loader):
-    """Why a continued epoch of this loader may draw other batches than one never stopped, or None.
-    A sampler that draws along the epoch from a generator the loop reseeds each epoch, or one
-    that cannot say where it is (torchdata fast-forwards it, drawing again), is not exact."""
-    for sampler in (loader.sampler, getattr(loader.batch_sampler, "sampler", None)):
-        if type(sampler) is torch.utils.data.RandomSampler:
-            return "is torch's RandomSampler, which cannot say where it is in an epoch"
-        if getattr(sampler, "replacement", False):
-            return "draws with replacement as the epoch goes"
-    return None
-
-
-def generators(loader):
-    """The torch.Generators a loader and its samplers draw from (each once)."""
-    found = []
-    for owner in (loader, loader.sampler, getattr(loader.batch_sampler, "sampler", None)):
-        g = getattr(owner, "generator", None)
-        if isinstance(g, torch.Generator) and all(g is not f for f in found):
-            found.append(g)
-    return found
-
-
-def position(obj, mid):
-    """What a tracked object's process saves. A loader inside an epoch: its state_dict(); at an
-    epoch's end only its generators' states (its finished iterator's state would start the next
-    epoch elsewhere than a run never stopped, and would undo a reseed)."""
-    if not is_loader(obj):
-        return obj.state_dict()
-    shuffles = {"generators": [g.get_state() for g in generators(obj)]}
-    return {**shuffles, "loader": obj.state_dict()} if mid else shuffles
-
-
-def place(obj, state):
-    """Back into a tracked object what position() saved. A loader inside an epoch: its position,
-    its iterator made now (drawing any seeds from the global RNG before that is restored), then
-    its generators as they were, so that the epochs after it shuffle as they would have."""
-    if not is_loader(obj):
-        obj.load_state_dict(state)
-        return
-    if "loader" in state:
-        obj.load_state_dict(state["loader"])
-        obj.state_dict()  # builds its iterator from the position
-    for g, saved in zip(generators(obj), state["generators"]):
-        g.set_state(saved)
-
-
 class Checkpointer:
     """The tracked objects' state, snapshotted, written and loaded. `clock` is the run's
     (utils/session.py): its COUNTERS, and `sums` (the training metrics summed so far)."""
@@ -115,6 +66,7 @@ class Checkpointer:
         self.copies = None      # whether this state is small enough to copy (decided once)
         self.writing = None     # the background write in flight
         self.written_at = time.monotonic()
+        self.background_s = 0.0  # CPU time the writer thread spent on the last write it finished
 
     def since_write(self):
         return time.monotonic() - self.written_at
@@ -132,9 +84,9 @@ class Checkpointer:
     def save(self, best=False):
         """A checkpoint of where training is now, written by rank 0 (with the held best before it)."""
         snap = self.snapshot(copy=self.small())
-        self.written_at = time.monotonic()
         if distributed.is_main():
             self.write([snap] if snap else [], snap if best else None)
+        self.written_at = time.monotonic()
 
     def write(self, trees, best):
         """Held copies first, then `trees`; the training loop waits only for a write before this one."""
@@ -142,12 +94,26 @@ class Checkpointer:
             trees, best = [self.held_best, *trees], self.held_best
         self.held_best = None
         if self.writing is not None:
-            self.writing.result()
-        job = (self.policy.directory, trees, best, self.policy.keep, getattr(self.policy.writer, "flush_events", None))
-        background = self.copies and self.policy.writer
-        self.writing = self.policy.writer.submit(write_files, *job) if background else None
-        if not background:
-            write_files(*job)
+            self.writing.result()  # one write at a time, in order
+        directory, keep, writer = self.policy.directory, self.policy.keep, self.policy.writer
+        events = getattr(writer, "flush_events", None)
+        if self.copies and writer:  # host copies: the whole write off the loop
+            self.writing = writer.submit(self.timed, write_files, directory, trees, best, keep, events)
+            return
+        staged = stage(directory, trees, best)  # the live state: training waits for its bytes only
+        if writer:
+            self.writing = writer.submit(self.timed, publish, directory, staged, keep, events)
+        else:
+            publish(directory, staged, keep, events)
+
+    def timed(self, fn, *args):
+        """fn(*args) on the writer thread, its CPU time kept: what it took from training (on a
+        busy machine, the cores it used), not the waits for the disk."""
+        start = time.thread_time()
+        try:
+            fn(*args)
+        finally:
+            self.background_s = time.thread_time() - start
 
     def flush(self):
         """Whichever way training ended (a crash too): the held best to disk."""
@@ -183,21 +149,47 @@ class Checkpointer:
 
 
 def write_files(directory, trees, best, keep, events=None):
-    """Write `trees` (oldest first), point epoch_last at the newest and epoch_best at `best`, prune.
-    `events` first: the TensorBoard events logged before this state reach the disk before it does
-    (a continued run hides those after it, and has no way to log again those before)."""
-    if events:
-        events()
+    """Write `trees` (oldest first), point epoch_last at the newest and epoch_best at `best`, prune."""
+    publish(directory, stage(directory, trees, best), keep, events)
+
+
+def stage(directory, trees, best):
+    """Each tree's bytes into its file, not yet visible: [(name, Staged, is best)]."""
     for tree in trees:
         if "event" in tree:
             tree.pop("event").synchronize()  # its copies from the GPU have landed
     directory.mkdir(parents=True, exist_ok=True)
-    names = [checkpoints.write(directory, tree) for tree in trees]
-    for tree, name in zip(trees, names):
-        if tree is best:
-            checkpoints.point(directory / BEST, name)
-    if names:
-        checkpoints.point(directory / LAST, names[-1])
+    staged = []
+    try:
+        for tree in trees:
+            staged.append((*checkpoints.stage(directory, tree), tree is best))
+    except BaseException:
+        for _, file, _ in staged:
+            file.discard()
+        raise
+    return staged
+
+
+def publish(directory, staged, keep, events=None):
+    """The staged files durable and visible (oldest first), epoch_last at the newest, epoch_best
+    at the best, then prune. `events` first: the TensorBoard events logged before this state
+    reach the disk before it does (a continued run hides those after it, and has no way to log
+    again those before)."""
+    try:
+        if events:
+            events()
+        for i, (name, file, best) in enumerate(staged):
+            file.commit()
+            staged[i] = (name, None, best)
+            if best:
+                checkpoints.point(directory / BEST, name)
+    except BaseException:
+        for _, file, _ in staged:
+            if file:
+                file.discard()
+        raise
+    if staged:
+        checkpoints.point(directory / LAST, staged[-1][0])
     checkpoints.prune(directory, keep)
 
 

@@ -32,11 +32,23 @@ def position(file_name):
 
 def write(directory, tree):
     """torch.save straight into the file (no copy of it in memory); its name."""
+    file, staged = stage(directory, tree)
+    staged.commit()
+    return file
+
+
+def stage(directory, tree):
+    """torch.save into the file's temporary: (its name, the atomic.Staged to commit)."""
     import torch
     file = name(tree["epoch"], tree.get("step", 0))
-    with atomic.writing(directory / file) as f:
-        torch.save(tree, f)
-    return file
+    staged = atomic.Staged(directory / file)
+    try:
+        torch.save(tree, staged.file)
+    except BaseException as err:
+        staged.discard()
+        staged.name(err)
+        raise
+    return file, staged
 
 
 def point(link, target):

@@ -29,7 +29,7 @@ evaluation, over every process; every `log_every` steps TensorBoard gets rank 0'
 """
 import time
 
-from utils import cadence, checkpointing, checkpoints, distributed, signals
+from utils import cadence, checkpointing, checkpoints, distributed, positions, signals
 from utils.checkpoints import listing
 from utils.tally import LOG, Tally
 
@@ -79,14 +79,14 @@ class Session:
         if clash := sorted(set(things) & checkpointing.RESERVED):
             raise LoopError(f"run.track() got reserved names {', '.join(clash)} — name those objects otherwise")
         missing = [n for n, o in things.items() if not hasattr(o, "state_dict") or not hasattr(o, "load_state_dict")]
-        if plain := [n for n in missing if checkpointing.is_loader(things[n])]:
+        if plain := [n for n in missing if positions.is_loader(things[n])]:
             raise LoopError(f"run.track(): {plain[0]} is a torch DataLoader, which cannot say where it is in an"
                             " epoch — use torchdata's StatefulDataLoader (a drop-in) for the training data")
         if missing:
             raise LoopError(f"run.track(): {', '.join(missing)} has no state_dict()/load_state_dict()"
                             " — track only what has state")
-        self.loaders = [o for o in things.values() if checkpointing.is_loader(o)]
-        for name, why in [(n, checkpointing.inexact(o)) for n, o in things.items() if checkpointing.is_loader(o)]:
+        self.loaders = [o for o in things.values() if positions.is_loader(o)]
+        for name, why in [(n, positions.inexact(o)) for n, o in things.items() if positions.is_loader(o)]:
             if why:
                 self.recorder.warn(f"{name}'s sampler {why}: a run continued inside an epoch may see other"
                                    " batches — draw an epoch's indices when it starts (text.Draws)")

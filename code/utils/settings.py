@@ -27,7 +27,9 @@ def check(cfg):
     number(cfg, "epochs", "batch_size", "grad_accum", "checkpoint_every", above=0, whole=True)
     number(cfg, "checkpoint_steps", "keep_checkpoints", "patience", low=0, whole=True)
     number(cfg, *CLOCK, low=0, whole=True)
-    number(cfg, "checkpoint_interval", "checkpoint_copy_mb", low=0)
+    number(cfg, "checkpoint_copy_mb", low=0)
+    if cfg.get("checkpoint_interval") is not None:  # None: by the writes' cost (utils/cadence.py)
+        number(cfg, "checkpoint_interval", low=0)
     one_of(cfg, "best_mode", ("max", "min"))
     one_of(cfg, "precision", ("fp32", "bf16", "fp16"))
     if not (isinstance(cfg["device"], str) and DEVICE.fullmatch(cfg["device"])):
