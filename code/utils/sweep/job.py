@@ -69,16 +69,19 @@ class Child:
         finally:
             os.close(write)  # the run's copy is the only one: its exit is the pipe's end
 
-    def follow(self, job):
+    def follow(self, job, stop=None):
         """Yield "start" once the run has said its name (at once for a run continued), then "end"
-        once it has exited."""
+        once it has exited. `stop()`, asked at each poll: when true, the run is interrupted (once)."""
         try:
-            rc, started = None, False
+            rc, started, stopped = None, False, False
             while rc is None:
                 try:
                     rc = self.group.wait(POLL_S)  # returns within ~50 ms of the exit
                 except subprocess.TimeoutExpired:
                     pass
+                if rc is None and stop and not stopped and stop():
+                    stopped = True
+                    self.interrupt()
                 job.name = job.name or self.name()
                 if job.name and not started:
                     started = True

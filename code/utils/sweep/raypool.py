@@ -3,9 +3,12 @@ local instance (--address). Ray is imported only when this backend is chosen. Th
 interface: utils/sweep/__init__.py."""
 import logging
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import threading
+from pathlib import Path
 
 from utils import paths
 from utils.errors import UserError
@@ -51,9 +54,14 @@ def reachable(address):
                         f"start one there (`ray start --head --port {port}`) or check the address") from None
 
 
-def ray_task(cmd, cwd, name=None):
+def ray_task(cmd, cwd, name=None, stops=()):
     """On a Ray node: the run subprocess, as the local pool starts it; yields its events.
-    `name`: the run it continues, if it does (`con` does not say it, being told it)."""
+    `name`: the run it continues, if it does (`con` does not say it, being told it). `stops`:
+    files on the shared disk whose existence tells the run to stop (the sweep's, this job's):
+    ray.cancel() is not relied on, since its interrupt is lost on a task that is waiting in a
+    system call (ray-project/ray#32954), which is where a task following its run spends its time."""
+    if any(map(os.path.exists, stops)):
+        return  # the sweep stopped before this task started: no run
     # Ray's workers block SIGINT, and a child inherits the mask: it would never see a Ctrl-C.
     blocked = signal.pthread_sigmask(signal.SIG_SETMASK, set())
     try:
@@ -62,9 +70,9 @@ def ray_task(cmd, cwd, name=None):
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     job = Job({}, name=name)
     try:
-        for kind in child.follow(job):
+        for kind in child.follow(job, stop=lambda: any(map(os.path.exists, stops))):
             yield kind, job.name, job.rc, job.seconds, job.why
-    except KeyboardInterrupt:  # ray.cancel: the sweep is stopping; the run ends as `interrupted`
+    except KeyboardInterrupt:  # ray.cancel by someone else: the run ends as `interrupted`
         child.interrupt()
         child.wait()
         raise
@@ -96,6 +104,10 @@ class Pool:
             num_cpus=1, num_gpus=1 / (args.per_gpu or 1) if gpus else 0, max_retries=0)
         self.stopping = False
         self.thread = None
+        self.numbers = {}  # id(job): its number, which names its stop file
+        folder = paths.statistic() / "ray"
+        folder.mkdir(parents=True, exist_ok=True)
+        self.stops = Path(tempfile.mkdtemp(prefix=".stops-", dir=folder))  # see ray_task; removed at the end
 
     def start(self, jobs, cmd, events):
         self.thread = threading.Thread(target=self.collect, args=(jobs, cmd, events), daemon=True)
@@ -107,21 +119,19 @@ class Pool:
         limit = None if isinstance(jobs, list) else max(int(self.ray.cluster_resources().get("CPU", 1)), 1)
         todo, self.tasks = iter(jobs), {}
         try:
-            pending, cancelled = [], False
+            pending = []
             while True:
                 while not self.stopping and (limit is None or len(self.tasks) < limit):
                     job = next(todo, None)
                     if job is None:
                         break
-                    task = self.task.remote(cmd(job), str(paths.root()), job.name if job.resume else None)
+                    stops = (str(self.stops / "sweep"), str(self.stops / str(len(self.numbers))))
+                    self.numbers[id(job)] = len(self.numbers)
+                    task = self.task.remote(cmd(job), str(paths.root()), job.name if job.resume else None, stops)
                     self.tasks[task] = job
                     pending.append(task)
                 if not pending:
                     break
-                if self.stopping and not cancelled:
-                    cancelled = True
-                    for task in pending:
-                        self.ray.cancel(task)  # the task interrupts its run and waits for it
                 ready, pending = self.ray.wait(pending, num_returns=1, timeout=POLL_S)
                 for task in ready:
                     job = self.tasks[task]
@@ -134,12 +144,12 @@ class Pool:
                         del self.tasks[task]
         finally:
             self.ray.shutdown()
+            shutil.rmtree(self.stops, ignore_errors=True)
 
     def interrupt(self, job):
-        """Ctrl-C to one job's run (a search prunes it): its task is cancelled, which interrupts the run."""
-        for task, mine in list(self.tasks.items()):
-            if mine is job:
-                self.ray.cancel(task)
+        """Ctrl-C to one job's run (a search prunes it): its stop file, which its task watches."""
+        if id(job) in self.numbers:
+            (self.stops / str(self.numbers[id(job)])).touch()
 
     def next_event(self, task, job):
         """The task's next event, "start" or "end", written into its job; None if it has none."""
@@ -159,4 +169,6 @@ class Pool:
         return self.thread.is_alive()
 
     def stop(self):
+        """Every run interrupted, and no task not yet started starts one (see ray_task)."""
         self.stopping = True
+        (self.stops / "sweep").touch()
