@@ -40,8 +40,7 @@ def train(model, loader, optimizer, scheduler, scaler, run, args, validate, desc
     the steps already done."""
     model.train()
     done, batches = run.in_epoch * args.grad_accum, len(loader)
-    for i, (x, y) in enumerate(tqdm(loader, desc=desc, initial=done, total=batches, leave=False,
-                                    file=sys.stderr, disable=bar_disabled()), done + 1):
+    for i, (x, y) in enumerate(bar(loader, desc, initial=done, total=batches), done + 1):
         x, y = x.to(args.device, non_blocking=True), y.to(args.device, non_blocking=True)
         with autocast(args):
             out = model(x)
@@ -63,11 +62,13 @@ def train(model, loader, optimizer, scheduler, scaler, run, args, validate, desc
 
 
 @torch.no_grad()
-def evaluate(model, loader, args, desc="eval"):
-    """The split's metrics: sums over its batches (and every process's shard), divided by its size."""
+def evaluate(model, loader, args, desc="eval", keep=None):
+    """The split's metrics: sums over its batches (and every process's shard), divided by its size.
+    `keep`: a list that gets each batch's outputs (on the CPU) and targets, for figures drawn from
+    this same pass (see predictions())."""
     model.eval()
     sums, n = {}, 0
-    for x, y in tqdm(loader, desc=desc, leave=False, file=sys.stderr, disable=bar_disabled()):
+    for x, y in bar(loader, desc):
         x, y = x.to(args.device, non_blocking=True), y.to(args.device, non_blocking=True)
         with autocast(args):
             out = model(x)
@@ -75,21 +76,23 @@ def evaluate(model, loader, args, desc="eval"):
         for name, value in batch.items():  # kept on the device: no sync per batch
             sums[name] = sums.get(name, 0) + value.double() * len(y)
         n += len(y)
+        if keep is not None:
+            keep.append((out.float().cpu(), y.cpu()))
     *totals, n = all_reduce_sum(torch.stack([*sums.values(), torch.tensor(float(n), dtype=torch.float64,
                                                                           device=args.device)])).tolist()
     return {name: total / n for name, total in zip(sums, totals)}
 
 
-@torch.no_grad()
-def predict(model, loader, args):
-    """Every prediction of the split and its target, on the CPU: for figures."""
-    model.eval()
-    outs, ys = [], []
-    for x, y in loader:
-        with autocast(args):
-            outs.append(model(x.to(args.device)).float().cpu())
-        ys.append(y)
+def predictions(kept):
+    """What evaluate(keep=...) kept: every output of the split and its target."""
+    outs, ys = zip(*kept)
     return torch.cat(outs), torch.cat(ys)
+
+
+def bar(loader, desc, **counts):
+    """tqdm on stderr (rank 0, a terminal) at a human rate: shown once the loop has run a second,
+    redrawn at most twice a second; a short loop draws nothing and costs nothing."""
+    return tqdm(loader, desc=desc, leave=False, file=sys.stderr, disable=bar_disabled(), delay=1, mininterval=0.5, **counts)
 
 
 def autocast(args):

@@ -64,9 +64,11 @@ def train(run):
     run.track(model=net, optimizer=optimizer, scheduler=scheduler, scaler=scaler, data=train_loader)
 
     def validate():  # when run.step() says an evaluation is due; True: stop training
-        val = epoch.evaluate(net, val_loader, args, f"step {run.steps} val")
-        if args.figure_every and (run.evaluations + 1) % args.figure_every == 0 and run.rank == 0:
-            figures.log(run.recorder, run.steps, *epoch.predict(net, val_loader, args))
+        figure = args.figure_every and (run.evaluations + 1) % args.figure_every == 0 and run.rank == 0
+        kept = [] if figure else None  # the figure's predictions come from this same pass
+        val = epoch.evaluate(net, val_loader, args, f"step {run.steps} val", keep=kept)
+        if figure:
+            figures.log(run.recorder, run.steps, *epoch.predictions(kept))
         return run.evaluated(val=val)  # last: its checkpoint is where a continued run goes on
 
     for ep in run.epochs():  # from where a continued run goes on; with max_steps, until they are done

@@ -1,6 +1,6 @@
 """The template's cost per epoch against a bare PyTorch loop on the same model, data and optimizer.
 
-    .venv/bin/python code/bench/bench_epoch.py [--rounds 7] [--short 2] [--long 12] [--threads N] [--profile]
+    .venv/bin/python code/bench/bench_epoch.py [--rounds 9] [--short 2] [--long 12] [--threads N] [--profile]
                                                [--set key=value ...]
 
 --set changes the config of both sides: `--set precision=bf16 grad_accum=2` measures the template
@@ -169,7 +169,7 @@ def profile(long):
 
 def parse():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--rounds", type=int, default=7, help="measured rounds (after one warm-up)")
+    p.add_argument("--rounds", type=int, default=9, help="measured rounds (after one warm-up)")
     p.add_argument("--short", type=int, default=2, help="epochs of the short runs")
     p.add_argument("--long", type=int, default=12, help="epochs of the long runs")
     p.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads, both sides")

@@ -7,9 +7,10 @@ Template side: the real `main.py` (runner.main in this process, as bench_epoch.p
 max_steps, eval_every and log_every=10: run.step() after every optimizer step (metrics summed on
 the device), TensorBoard's training means, lr and speed every 10 steps, and at each evaluation the
 record rewritten, the best decided and its checkpoint held or written, tqdm, the log. Bare side:
-the same data (plain DataLoaders), model, optimizer and per-step scheduler, a loop that sums
-its loss on the device, reads it every `log_every` steps (nanoGPT's `loss.item()` at its log
-interval) and evaluates every `eval_every` steps. Per step: (long run - short run) / extra steps,
+the same data loaders (dataloader.build's: the data pipeline is the researcher's, and
+bench_epoch.py measures it against plain DataLoaders), model, optimizer and per-step scheduler,
+a loop that sums its loss on the device, reads it every `log_every` steps (nanoGPT's
+`loss.item()` at its log interval) and evaluates every `eval_every` steps. Per step: (long run - short run) / extra steps,
 each side; the ratio of the medians over rounds, and the template's extra microseconds a step.
 """
 import argparse
@@ -39,7 +40,7 @@ def clock(steps, opts):
 def bare(steps, opts):
     args = settings.process(be.overrides.apply(be.overrides.load_config(), clock(steps, opts)))
     seed_everything(be.SEED)
-    train_loader, val_loader, test_loader = map(be.plain, dataloader.build(args, be.SEED)[:3])
+    train_loader, val_loader, test_loader = dataloader.build(args, be.SEED)[:3]
     net = models.build(args).to(args.device)
     optimizer = main.build_optimizer(net, args)
     scheduler = main.build_scheduler(optimizer, args, steps)

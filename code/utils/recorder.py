@@ -57,19 +57,14 @@ class Recorder:
         if not self.active:
             return
         step = at["step"]
-        for key, value in metrics.items():
-            if train or not key.startswith("train/"):
-                self.writer.add_scalar(key, value, step)
+        pairs = [(k, v) for k, v in metrics.items() if train or not k.startswith("train/")]
         if not at["logged"]:  # a log step at this step has it
-            self.writer.add_scalar("epoch", at["epochs"], step)
+            pairs.append(("epoch", at["epochs"]))
         if train:
-            self.writer.add_scalar("lr", lr, step)
-            self.writer.add_scalar("time/samples_per_s", samples / seconds, step)
-        self.writer.add_scalar("time/evaluation_s", seconds, step)  # since the last evaluation
-        self.writer.add_scalar("memory/peak_mb", peak_memory_mb(self.cuda), step)
+            pairs += [("lr", lr), ("time/samples_per_s", samples / seconds)]
+        pairs += [("time/evaluation_s", seconds), ("memory/peak_mb", peak_memory_mb(self.cuda))]  # since the last evaluation
         system = self.hardware.take()
-        for key, value in system.items():
-            self.writer.add_scalar(key, value, step)
+        self.scalars(step, pairs + list(system.items()))
         self.trained = True
         m = self.record["metrics"]
         m.update({f"last/{flat(k)}": v for k, v in metrics.items()})
@@ -82,12 +77,14 @@ class Recorder:
 
     def log_step(self, step, metrics, lr, epochs, seconds, samples, steps):
         """Every log_every optimizer steps: the training means since the last log, the lr, the speed."""
-        for key, value in metrics.items():
-            self.writer.add_scalar(key, value, step)
-        self.writer.add_scalar("lr", lr, step)
-        self.writer.add_scalar("epoch", epochs, step)
-        self.writer.add_scalar("time/step_ms", 1000 * seconds / steps, step)
-        self.writer.add_scalar("time/samples_per_s", samples / seconds, step)
+        self.scalars(step, [*metrics.items(), ("lr", lr), ("epoch", epochs), ("time/step_ms", 1000 * seconds / steps),
+                            ("time/samples_per_s", samples / seconds)])
+
+    def scalars(self, step, pairs):
+        """TensorBoard scalars at `step`, encoded on the writer thread, in order with every other
+        write there (a checkpoint flushes the events logged before it)."""
+        if self.active:
+            self.submit(lambda: [self.writer.add_scalar(key, value, step) for key, value in pairs])
 
     def flush_events(self):
         """The events logged so far to the operating system (before a checkpoint: see checkpointing)."""
