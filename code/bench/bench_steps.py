@@ -12,6 +12,9 @@ bench_epoch.py measures it against plain DataLoaders), model, optimizer and per-
 a loop that sums its loss on the device, reads it every `log_every` steps (nanoGPT's
 `loss.item()` at its log interval) and evaluates every `eval_every` steps. Per step: (long run - short run) / extra steps,
 each side; the ratio of the medians over rounds, and the template's extra microseconds a step.
+Also, from the long runs alone, a step's time from the first log step to the last (the wall
+times TensorBoard stamps on the template's, a clock read at each log on the bare side): it
+leaves out start-up and the end, whose noise the difference of two runs carries.
 """
 import argparse
 import itertools
@@ -45,7 +48,7 @@ def bare(steps, opts):
     optimizer = main.build_optimizer(net, args)
     scheduler = main.build_scheduler(optimizer, args, steps)
     no_bf16 = torch.autocast("cpu", enabled=False)
-    done = 0
+    done, marks = 0, []
     for ep in itertools.count(1):
         dataloader.reseed(train_loader, be.SEED, ep)
         net.train()
@@ -62,24 +65,26 @@ def bare(steps, opts):
             if done % opts.log_every == 0:
                 totals.tolist()  # the bare loop's log: its means read at the log interval
                 totals.zero_()
+                marks.append(time.time())
             if done % opts.eval_every == 0 or done == steps:
                 be.evaluate(net, val_loader, args.device, no_bf16)
                 net.train()
             if done == steps:
                 be.evaluate(net, test_loader, args.device, no_bf16)
-                return
+                return marks
 
 
 def template(steps, opts):
     be.CHANGES.clear()
     be.CHANGES.update(clock(steps, opts))
-    be.template(1)  # max_steps decides, not epochs
+    return be.ends(be.template(1))  # max_steps decides, not epochs; when each log step's scalars were written
 
 
 def timed(fn, steps, opts):
+    """(wall seconds of the whole run, seconds a step from its first log step to its last)."""
     start = time.perf_counter()
-    fn(steps, opts)
-    return time.perf_counter() - start
+    marks = fn(steps, opts)
+    return time.perf_counter() - start, (marks[-1] - marks[0]) / ((len(marks) - 1) * opts.log_every)
 
 
 def parse():
@@ -97,19 +102,26 @@ def bench():
     opts = parse()
     torch.set_num_threads(opts.threads)
     sides = {"template": template, "bare": bare}
-    per = {side: [] for side in sides}
+    per, spans = {side: [] for side in sides}, {side: [] for side in sides}
     with tempfile.TemporaryDirectory(prefix="runtag-bench-") as root:
         os.environ["RUNTAG_ROOT"] = root
         template(opts.short, opts), bare(opts.short, opts)  # warm-up: imports, allocator, page cache
         for r in range(opts.rounds):
             for side in (list(sides) if r % 2 == 0 else list(reversed(sides))):  # neither always first
-                short, long = (timed(sides[side], n, opts) for n in (opts.short, opts.long))
+                (short, _), (long, span) = (timed(sides[side], n, opts) for n in (opts.short, opts.long))
                 per[side].append((long - short) / (opts.long - opts.short))
+                spans[side].append(span)
     t, b = statistics.median(per["template"]), statistics.median(per["bare"])
     print(f"torch threads {opts.threads}, {opts.rounds} rounds of {opts.short}- and {opts.long}-step runs,"
           f" eval_every {opts.eval_every}, log_every {opts.log_every}")
+    rounds = [x / y for x, y in zip(per["template"], per["bare"])]
     print(f"per step: template {1e6 * t:.0f} us, bare {1e6 * b:.0f} us, +{1e6 * (t - b):.0f} us: ratio {t / b:.3f}"
-          f" (rounds: {' '.join(f'{x / y:.3f}' for x, y in zip(per['template'], per['bare']))})")
+          f" (rounds: {' '.join(f'{r:.3f}' for r in rounds)}; their median, paired: {statistics.median(rounds):.3f})")
+    rounds = [x / y for x, y in zip(spans["template"], spans["bare"])]
+    t, b = statistics.median(spans["template"]), statistics.median(spans["bare"])
+    print(f"in-run, first log step to last of the long runs: template {1e6 * t:.0f} us, bare {1e6 * b:.0f} us a step,"
+          f" +{1e6 * (t - b):.0f} us: ratio {t / b:.3f} (rounds: {' '.join(f'{r:.3f}' for r in rounds)};"
+          f" their median, paired: {statistics.median(rounds):.3f})")
 
 
 if __name__ == "__main__":
