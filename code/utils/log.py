@@ -80,9 +80,10 @@ def tee_stdout(path):
     return sys.stdout
 
 
-def write_traceback(path, prefix=""):
+def write_traceback(path, prefix="", echo=True):
     """The current exception's traceback to the log, then to stderr (which may be gone)."""
     text = prefix + traceback.format_exc()
     with open(path, "a") as f:
         f.write(text)
-    Echo(sys.stderr).write(text)
+    if echo:
+        Echo(sys.stderr).write(text)

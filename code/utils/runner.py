@@ -20,7 +20,7 @@ from utils import signals
 
 signals.install()
 
-from utils import distributed, overrides, runs, settings, snapshot  # noqa: E402 -- after the handlers: they may import torch
+from utils import distributed, log, overrides, runs, settings, snapshot  # noqa: E402 -- after the handlers: they may import torch
 from utils.errors import UserError, report  # noqa: E402
 
 
@@ -60,22 +60,44 @@ def run_to_end(train, session, rec):
         if session.checkpointer is None:
             raise LoopError("train(run) returned without run.track(...) — track the model, optimizer and data")
         session.end()  # a loop that never called restore_best(): its last state still goes to disk
-    except signals.Interrupted as why:
-        print(f"interrupted by {why}")
+    except signals.Interrupted:
         flush(session)
-        rec.finish("interrupted")
-        return 130
+        return interrupted(session, rec)
     except LoopError as err:
         flush(session)
         rec.say(f"runtag: {err}")
         rec.finish("failed", error=str(err))
         return 1
     except BaseException:
+        try:  # from here a stop is only noted: raised now, it would replace the error
+            signals.hold()
+        except signals.Interrupted:
+            pass
+        if stopped_peer(session):  # a peer stopped first and broke this rank's collective
+            flush(session)
+            return interrupted(session, rec, traceback=True)
         flush(session)
         rec.fail()
         return 1
     rec.finish("finished", {f"test/{k}": float(v) for k, v in (metrics or {}).items()})
     return 0
+
+
+def stopped_peer(session):
+    """Under DDP, whether this rank's error came from a stop: the launcher stops every rank at
+    once, so one whose peer left first has its own stop already, or within a moment. Rank 0,
+    which records the status, asks for it at once: after a peer's crash the launcher stops
+    the others too, but only once the crashed process has exited (a tenth of a second and more)."""
+    return session.world_size > 1 and signals.noted_soon(0.05 if session.rank == 0 else 2.0)
+
+
+def interrupted(session, rec, traceback=False):
+    """Ended by a stop; with `traceback`, the broken collective's goes to the log only."""
+    if traceback:
+        log.write_traceback(rec.log, f"[rank {session.rank}] ", echo=False)
+    print(f"interrupted by {signals.received[0]}")
+    rec.finish("interrupted")
+    return 130
 
 
 def flush(session):

@@ -13,6 +13,7 @@ after every optimizer step, writes a step checkpoint and stops there; a signal d
 validation stops the run at its evaluation, after the checkpoint.
 """
 import signal
+import time
 
 STOPS = (signal.SIGINT, signal.SIGTERM)
 received = []  # the names of the signals that arrived, in order
@@ -66,6 +67,14 @@ def check():
 
 def pending():
     """Whether a stop was asked for and not raised yet (inside deferred())."""
+    return bool(received)
+
+
+def noted_soon(seconds):
+    """Whether a stop was noted, or is within `seconds` (under hold())."""
+    end = time.monotonic() + seconds
+    while not received and time.monotonic() < end:
+        time.sleep(0.05)  # a signal cuts the sleep short and its handler runs
     return bool(received)
 
 
