@@ -1,6 +1,6 @@
 """A model whose state is large for this machine: the template's memory and checkpoint cost.
 
-    .venv/bin/python code/bench/bench_checkpoint.py [--width 4096] [--epochs 3] [--policy-epochs 12]
+    .venv/bin/python code/bench/bench_checkpoint.py [--width 4096] [--epochs 3] [--policy-epochs 12] [--rounds 7]
 
 An MLP of 64 -> W -> W -> W -> W -> 10 (W=4096: 50.6M parameters, 202 MB; with Adam's two
 moments and the gradients a bare loop holds about 4x that) trained with Adam on synthetic 8x8
@@ -13,7 +13,8 @@ data (__data__/synth/data.npz in a temporary project: 96 samples, 2 steps an epo
   - write: one checkpoint of the trained state (model + optimizer + RNG): what training waits
     for (utils/checkpointing.stage: torch.save into a temporary file), against a bare
     torch.save(state, path); then, measured apart, what the writer thread does after it
-    (checkpointing.publish: fsync, rename, links, pruning); best of 3.
+    (checkpointing.publish: fsync, rename, links, pruning); --rounds pairs, taking turns
+    first, each after os.sync(); the median of the pairs' ratios (--write-only: this alone).
   - policy: the template with config.py's default checkpoint policy (a write when it costs at
     most 1% of the training since the last; the first evaluation's always) over --policy-epochs
     epochs, keep_checkpoints=0: how many states it wrote.
@@ -97,9 +98,12 @@ def peak_mb(side, width, epochs, env):
     return side_run(side, width, epochs, env)[-1]
 
 
-def write_times(width, folder):
-    """(training's wait, the writer thread's part, bare torch.save) seconds, best of 3, of one
-    trained state, and its size in MB."""
+def write_times(width, folder, rounds):
+    """(training's wait, the writer thread's part, bare torch.save, their paired median ratio)
+    seconds, medians over `rounds`, of one trained state, and its size in MB. The two sides
+    take turns going first, each writing a new file after os.sync(): the disk's state is the
+    same for both (a file that is overwritten, or dirty pages left over, cost either side)."""
+    import statistics
     sys.path.insert(0, str(CODE))
     import torch
     from utils import checkpointing, snapshot as template_snapshot
@@ -110,11 +114,15 @@ def write_times(width, folder):
     snapshot = {"model": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": {}, "epoch": 1, "step": 0,
                 "best": 0.0, "best_epoch": 1, "stale": 0, "ranks": [{"rng": template_snapshot.rng_states()}]}
     wait, after, bare = [], [], []
-    for _ in range(3):
-        os.sync()  # neither side pays for the other's (or the runs') dirty pages being written back
+
+    def plain():
+        (folder / "bare.pth").unlink(missing_ok=True)
+        os.sync()
         start = time.perf_counter()
         torch.save(snapshot, folder / "bare.pth")
         bare.append(time.perf_counter() - start)
+
+    def template():
         os.sync()
         start = time.perf_counter()
         staged = checkpointing.stage(folder / "checkpoint", [snapshot], snapshot)
@@ -122,7 +130,13 @@ def write_times(width, folder):
         start = time.perf_counter()
         checkpointing.publish(folder / "checkpoint", staged, keep=1)
         after.append(time.perf_counter() - start)
-    return min(wait), min(after), min(bare), (folder / "bare.pth").stat().st_size / 2**20
+
+    for i in range(rounds):
+        for side in (plain, template) if i % 2 == 0 else (template, plain):
+            side()
+    ratio = statistics.median(w / b for w, b in zip(wait, bare))
+    med = statistics.median
+    return med(wait), med(after), med(bare), ratio, (folder / "bare.pth").stat().st_size / 2**20
 
 
 def main():
@@ -130,20 +144,26 @@ def main():
     p.add_argument("--width", type=int, default=4096)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--policy-epochs", type=int, default=12, help="epochs of the default-policy run")
+    p.add_argument("--rounds", type=int, default=7, help="checkpoint writes timed per side (default 7)")
+    p.add_argument("--write-only", action="store_true", help="only the checkpoint write's timing")
     opts = p.parse_args()
     params = 64 * opts.width + 3 * opts.width ** 2 + 10 * opts.width
     with tempfile.TemporaryDirectory() as tmp:
         env = project(Path(tmp))
-        template, bare = (peak_mb(side, opts.width, opts.epochs, env) for side in ("template", "bare"))
-        written = side_run("template", opts.width, opts.policy_epochs, env, checkpoint_interval=None,
-                           keep_checkpoints=0)[0]
-        wait, after, plain, size = write_times(opts.width, Path(tmp))
+        if not opts.write_only:
+            template, bare = (peak_mb(side, opts.width, opts.epochs, env) for side in ("template", "bare"))
+            written = side_run("template", opts.width, opts.policy_epochs, env, checkpoint_interval=None,
+                               keep_checkpoints=0)[0]
+        wait, after, plain, ratio, size = write_times(opts.width, Path(tmp), opts.rounds)
     print(f"MLP width {opts.width}: {params / 1e6:.1f}M parameters ({params * 4 / 2**20:.0f} MB), Adam, "
           f"{opts.epochs} epochs, {os.cpu_count()} cores")
-    print(f"peak RSS: template {template:.0f} MB, bare loop {bare:.0f} MB: ratio {template / bare:.2f}x")
-    print(f"one checkpoint ({size:.0f} MB): training waits {wait:.2f} s, bare torch.save {plain:.2f} s: "
-          f"ratio {wait / plain:.2f}x; then on the writer thread {after:.2f} s (fsync, rename, links)")
-    print(f"default policy: {written} checkpoints in {opts.policy_epochs} epochs")
+    if not opts.write_only:
+        print(f"peak RSS: template {template:.0f} MB, bare loop {bare:.0f} MB: ratio {template / bare:.2f}x")
+    print(f"one checkpoint ({size:.0f} MB), medians of {opts.rounds} paired writes: training waits {wait:.2f} s, "
+          f"bare torch.save {plain:.2f} s: ratio {ratio:.2f}x (target <= 1.05); then on the writer thread "
+          f"{after:.2f} s (fsync, rename, links)")
+    if not opts.write_only:
+        print(f"default policy: {written} checkpoints in {opts.policy_epochs} epochs")
 
 
 if __name__ == "__main__":

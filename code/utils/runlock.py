@@ -32,6 +32,13 @@ def acquire(run_dir, name, pid=None):
     return fd
 
 
+def release(run_dir):
+    """Let go of a lock this process took (a verb that amends a record, then goes on)."""
+    fd = HELD.pop(Path(run_dir).resolve(), None)
+    if fd is not None:
+        os.close(fd)
+
+
 def locked(run_dir):
     """True while some process holds the run folder's lock (on this host)."""
     try:

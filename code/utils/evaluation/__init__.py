@@ -1,0 +1,1 @@
+"""`eval` (shell `expeval`): finished runs' checkpoints scored again, the metrics added to their records."""
