@@ -9,12 +9,12 @@ UTILS = Path(__file__).resolve().parents[1] / "utils"
 # A new module goes where what it imports is below it; the test fails until it is placed.
 ORDER = """
     errors paths atomic runlock process slurm log signals hardware distributed snapshot overrides
-    schema runs amend jobs summary checkpoints positions checkpointing cadence tally settings predictions fullness gitrepo
-    statistic.record statistic.survey statistic.title statistic.cells statistic.rows statistic.output statistic.frame
+    schema runs amend notes jobs summary checkpoints positions checkpointing cadence tally settings predictions fullness gitrepo
+    statistic.record statistic.survey statistic.title statistic.cells statistic.rows statistic.output statistic.confidence statistic.frame
     statistic.table statistic.scalars statistic
-    recorder session runner tboard plot diff submit listing notes supervisor launch
+    recorder session runner tboard plot diff submit listing supervisor launch
     sweep sweep.space sweep.plan sweep.job sweep.owner sweep.resume sweep.journal sweep.reconcile sweep.search sweep.drive sweep.local sweep.raypool sweep.slurmarray sweep.verb
-    evaluation evaluation.verb
+    evaluation evaluation.entry evaluation.choice evaluation.child evaluation.workers evaluation.verb
     cli
 """.split()
 RANK = {f"utils.{name}": n for n, name in enumerate(ORDER)}

@@ -1,10 +1,130 @@
-"""`eval` (shell `expeval`): the command. (Being built.)"""
+"""`eval` (shell `expeval`): ended runs' checkpoints scored again, the metrics added to their records.
+
+Every check first (the runs, the checkpoint, the overrides, the name, each run's config), so that
+a mistake is one line and nothing written. Then per run, --workers at a time: its lock taken (a
+run that started meanwhile is refused), child.py scores it in the checkout whose code counts, and
+the metrics and their provenance go into the record (utils/amend.py: atomic, under the lock).
+"""
+import sys
+from contextlib import ExitStack
+
+from utils import amend, gitrepo, overrides, runs
 from utils.errors import UserError
+from utils.evaluation import choice, entry, workers
+from utils.launch import count
 
 
 def add_evaluate(p):
-    p.add_argument("specs", nargs="+", metavar="TAG[/ID]", help="runs: a tag, tag/id, or a quoted glob")
+    p.add_argument("--checkpoint", default="best", metavar="C",
+                   help="best (default), last, epoch_<n> or epoch_<n>_step_<k>: the file in checkpoint/")
+    p.add_argument("--name", help="the name its metrics go under, eval/NAME/<split>/...; default from the overrides")
+    p.add_argument("--fn", metavar="NAME", help="a function (model, loader, args) -> metrics of code/evaluate.py, "
+                                               "or module.function of code/; default epoch.evaluate")
+    p.add_argument("--at-run", action="store_true", help="with the code of the run's own commit, not HEAD's")
+    p.add_argument("--force", action="store_true", help="replace an eval of the same name and split")
+    p.add_argument("--workers", type=count, metavar="N", help="runs scored at once (default 1)")
+    p.add_argument("--gpus", metavar="IDS", help="GPU ids, e.g. 0,1: each child sees one as CUDA_VISIBLE_DEVICES")
+    p.add_argument("--per-gpu", type=count, metavar="N", help="children per GPU (with --gpus)")
+    p.add_argument("words", nargs="+", metavar="RUNS [key=value]",
+                   help="runs (a tag, tag/id, or a quoted glob), then overrides: data, split (test, val, train), "
+                        "batch_size, precision, device, ...")
 
 
 def evaluate(args):
-    raise UserError("eval is not built yet", "see issue 27")
+    specs = [w for w in args.words if "=" not in w]  # a tag never holds `=` (gitrepo.TAG)
+    if not specs:
+        raise UserError("no runs named", "name them: a tag, tag/id or a quoted glob, before the key=value words")
+    gpus = gpu_ids(args)
+    repo = gitrepo.open_repo()
+    chosen = runs.resolve(specs)
+    file = choice.checkpoint_file(args.checkpoint)
+    changes, split = choice.eval_overrides([w for w in args.words if "=" in w], overrides.load_config())
+    fn = choice.function(args.fn)
+    name = choice.check_name(args.name or choice.default_name(changes, fn))
+    todo = [(run, choice.ready(run, file, name, split, args.force)) for run in chosen]
+    head = repo.head.commit.hexsha
+    with ExitStack() as stack:
+        places = {}
+        for run, record in todo:
+            commit = record["commit"] if args.at_run else head
+            if commit not in places:
+                gitrepo.require_commit(repo, commit, str(run))
+                where = stack.enter_context(gitrepo.checkout_of(repo, commit))
+                places[commit] = (where, overrides.load_config(where / "code"))
+            choice.check_config(places[commit][1], record, changes)
+        jobs = [Job(run, record, record["commit"] if args.at_run else head, places) for run, record in todo]
+        ask = dict(file=file, changes=changes, split=split, fn=fn, name=name, force=args.force, at_run=args.at_run)
+        envs = workers.slots(args.workers, gpus, args.per_gpu)
+        workers.each(jobs, envs, lambda job, env: job.do(env, **ask))
+    return outcome(jobs)
+
+
+class Job:
+    """One run to score, and how it went (`failed`: None, or the child's exit status)."""
+
+    def __init__(self, run, record, commit, places):
+        self.run, self.record, self.commit = run, record, commit
+        self.where = places[commit][0]
+        self.failed, self.said = None, ""
+
+    def do(self, env, file, changes, split, fn, name, force, at_run):
+        try:
+            fd = amend.lock(self.run)  # held from the score to the write: no run starts on it meanwhile
+        except UserError as err:
+            return self.fail(2, str(err))
+        try:
+            self.score(env, file, changes, split, fn, name, force, at_run)
+        except UserError as err:  # it started to run, or its record changed, meanwhile
+            self.fail(2, str(err))
+        finally:
+            amend.release(self.run, fd)
+
+    def score(self, env, file, changes, split, fn, name, force, at_run):
+        path = self.run.checkpoints / file
+        request = {"file": str(path), "overrides": {**self.record["overrides"], **changes},
+                   "split": split, "fn": fn, "seed": self.record["seed"]}
+        began = runs.now()
+        done = workers.score(self.where / "code", request, env)
+        if done.rc != 0:
+            return self.fail(done.rc, done.err)
+        provenance = dict(name=name, split=split, fn=fn, commit=self.commit, at_run=at_run,
+                          checkpoint=choice.resolved(path), chosen=file, overrides=changes,
+                          time=began, host=runs.host(), duration_s=round(done.seconds, 3))
+        with amend.amending(self.run) as record:
+            entry.refuse_taken(self.run, record, name, split, force)  # another eval wrote it meanwhile
+            entry.add(record, done.metrics, provenance)
+        shown = "  ".join(f"{k} {v:.4f}" for k, v in done.metrics.items())
+        print(f"{self.run} {entry.prefix(name, split).rstrip('/')}: {shown}  ({done.seconds:.1f} s)", flush=True)
+
+    def fail(self, rc, text):
+        self.failed, self.said = rc, text
+
+
+def outcome(jobs):
+    """Each failure said; exit 0 if none, 2 if every one was a mistake (one line each), else 1."""
+    failed = [job for job in jobs if job.failed is not None]
+    for job in failed:
+        lines = [line for line in job.said.splitlines() if line.strip()]
+        if job.failed == 2 and len(lines) == 1:
+            line = lines[0].removeprefix("runtag: ")
+            print(f"runtag: {line}" if str(job.run) in line else f"runtag: {job.run}: {line}", file=sys.stderr)
+            continue
+        sys.stderr.write("".join(f"    {line}\n" for line in lines[-30:]))  # its traceback's end
+        print(f"runtag: the eval of {job.run} failed (exit {job.failed}) — its error is above; nothing was written "
+              "to its record", file=sys.stderr)
+    if failed and len(failed) < len(jobs):
+        print(f"runtag: {len(jobs) - len(failed)} of {len(jobs)} runs scored", file=sys.stderr)
+    if not failed:
+        return 0
+    return 2 if all(job.failed == 2 and len(job.said.strip().splitlines()) == 1 for job in failed) else 1
+
+
+def gpu_ids(args):
+    if args.per_gpu and not args.gpus:
+        raise UserError("--per-gpu without --gpus", "name the GPUs too, e.g. --gpus 0,1 --per-gpu 2")
+    if args.gpus and args.workers:
+        raise UserError("--workers with --gpus", "choose one: with --gpus there are (GPUs x --per-gpu) workers")
+    gpus = [g.strip() for g in args.gpus.split(",")] if args.gpus else []
+    if any(not g for g in gpus):
+        raise UserError(f"--gpus {args.gpus!r}", "give comma-separated ids, e.g. --gpus 0,1")
+    return gpus
