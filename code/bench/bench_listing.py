@@ -47,6 +47,7 @@ def run(argv, root=None):
     """(wall time, CPU time: user + system) of one whole process; a failure ends the benchmark
     with the verb's stderr. CPU time is what a loaded machine inflates least."""
     env = {**os.environ, "CI": "1", **({"RUNTAG_ROOT": str(root)} if root else {})}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # a user's Python keeps compiled modules: so do we (the first run writes them)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)

@@ -6,9 +6,8 @@ a record only when it changed since the last expls (utils/summary.py keeps what 
 Imports stay few: every listing, and tab completion, pays for them before it reads anything.
 """
 import math
-import subprocess
 
-from utils import jobs, paths, runs, slurm, summary
+from utils import jobs, notes, paths, runs, slurm, summary
 
 
 def add_expls(p):
@@ -50,7 +49,7 @@ def expels(args):
             continue
         rows.append((run, runs.status(record, queue), progress(record),
                      checkpoints.newest(run.checkpoints) or "-", best(record), duration(record.get("duration_s") or 0),
-                     overrides(record.get("overrides") or {})))
+                     overrides(record.get("overrides") or {}) + notes.mark(record)))  # `  (2 notes)`
     for tag in dict.fromkeys([run.tag for run, _ in found] + submitted):
         rows += waiting(tag)
     print(columns(rows))
@@ -88,6 +87,7 @@ def tagged_commits():
     fmt = "%00".join(["%(refname:short)"] + [f"%(if)%(*objectname)%(then)%(*{f})%(else)%({f})%(end)"
                                               for f in ("objectname", "committerdate:format:%Y-%m-%d %H:%M",
                                                         "subject")])
+    import subprocess  # here: only expls asks git
     out = subprocess.run(["git", "for-each-ref", f"--format={fmt}", "refs/tags"], cwd=paths.root(),
                          capture_output=True, text=True)
     commits = {}

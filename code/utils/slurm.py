@@ -1,7 +1,6 @@
 """slurm: what Slurm says about jobs (squeue, sacct) and what a job's environment says about
 itself. Plain subprocess calls: listing runs never imports submitit (utils/submit.py does that)."""
 import os
-import subprocess
 
 WAITING = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD", "SUSPENDED"}
 RUNNING = {"RUNNING", "CONFIGURING", "COMPLETING", "RESIZING", "SIGNALING", "STAGE_OUT"}
@@ -63,6 +62,7 @@ def parsed(text):
 
 def call(cmd):
     """The command's stdout, or None when it failed or hung."""
+    import subprocess  # here: a listing asks Slurm only when a run is in a job
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
