@@ -12,20 +12,16 @@ def writing(path):
     """A binary file to write `path` through: it appears whole at the end of the block (temporary
     file in the same folder, fsync, rename), or not at all. Writers stream into it: a checkpoint
     of gigabytes needs no copy of itself in memory."""
-    staged = Staged(path)
-    try:
+    with Staged(path) as staged:
         yield staged.file
-    except BaseException as err:
-        staged.discard()
-        staged.name(err)
-        raise
     staged.commit()
 
 
 class Staged:
     """A file whose bytes are written now into a temporary beside `path`, and made durable and
     visible later by commit() (fsync, rename), possibly on another thread: a training loop waits
-    for the bytes, not for the disk. Never committed (discard(), a kill), it is never seen."""
+    for the bytes, not for the disk. Never committed (discard(), a kill), it is never seen.
+    `with Staged(path) as staged:` writes into staged.file; an error in the block discards it."""
 
     def __init__(self, path):
         self.path = Path(path)
@@ -37,6 +33,13 @@ class Staged:
         os.fchmod(fd, 0o644)  # readable by the group, whatever the umask
         self.file = os.fdopen(fd, "wb")
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, err, tb):
+        if err is not None:
+            self.fail(err)
+
     def commit(self):
         try:
             with self.file as f:
@@ -44,9 +47,13 @@ class Staged:
                 os.fsync(f.fileno())
             os.replace(self.tmp, self.path)
         except BaseException as err:
-            self.discard()
-            self.name(err)
+            self.fail(err)
             raise
+
+    def fail(self, err):
+        """Nothing of it left, and `err` names the file the user knows."""
+        self.discard()
+        self.name(err)
 
     def name(self, err):
         """A failed write() names no file, or the temporary: name the file the user knows

@@ -41,13 +41,8 @@ def stage(directory, tree):
     """torch.save into the file's temporary: (its name, the atomic.Staged to commit)."""
     import torch
     file = name(tree["epoch"], tree.get("step", 0))
-    staged = atomic.Staged(directory / file)
-    try:
+    with atomic.Staged(directory / file) as staged:
         torch.save(tree, staged.file)
-    except BaseException as err:
-        staged.discard()
-        staged.name(err)
-        raise
     return file, staged
 
 
