@@ -227,10 +227,11 @@ def test_group_by_tag_is_mean_and_sample_std_per_tag(tmp_path, monkeypatch, caps
     assert not (tmp_path / "__statistic__/table/grouped.csv").exists()  # the ungrouped table is its own file
 
     headers, rows = parse_markdown((tmp_path / "__statistic__/table/grouped.group.md").read_text())
-    assert headers == ["run", "runs", "status", "lr", "test/acc", "test/loss"]
+    assert headers == ["run", "runs", "status", "lr", "test/acc", "test/acc:n", "test/acc:ci95",
+                       "test/loss", "test/loss:n", "test/loss:ci95"]  # n and interval: test_confidence.py
     mean, std = rows[0][4].split(" ± ")
     assert close(mean, np.mean(acc)) and close(std, np.std(acc, ddof=1))
-    assert rows[1][5] == "1.5"  # one value: no ± 
+    assert rows[1][7:9] == ["1.5", "1"]  # one value: no ± 
     assert f"{np.mean(acc):.4g} ± {np.std(acc, ddof=1):.4g}" in capsys.readouterr().out
 
 

@@ -8,10 +8,11 @@ For notebooks, with code/ on sys.path:
 """
 
 
-def load_table(list_name="record", group=False):
-    """The table of an experiment list as a pandas DataFrame (writes nothing)."""
+def load_table(list_name="record", group=False, vs=None, notes=False):
+    """The table of an experiment list as a pandas DataFrame (writes nothing); `vs` (grouped only):
+    each group's difference to that group, with its 95% interval and p-value; `notes`: a `note` column."""
     from utils.statistic.table import load  # imported when used: `cli.py record` stays quick
-    return load(list_name, group)
+    return load(list_name, group, vs, notes)
 
 
 def load_scalars(specs, tags=None):

@@ -4,10 +4,11 @@ the title's columns) and nothing else is kept, so 100,000 runs cost their rows, 
 A run in a Slurm job whose job's state may correct its status (runs.status) gets it at the end,
 from one squeue call for the whole list, as before: `Reader.statuses()`.
 """
-from utils import overrides, paths, runs, slurm
+from utils import notes, overrides, paths, runs, slurm
 from utils.statistic import record
 
 FIXED = ("run", "status")  # the first two columns; a title key of that name is the same column
+NOTE = "note"  # the last column with `table --notes`: the run's newest note
 
 
 def columns(hparams, metrics):
@@ -22,13 +23,16 @@ class Reader:
     """The rows of the runs `names` (a list's, in its order), read as iterated; `kept`: records
     already read (name -> record), `bad`: names known not to read (both from a Survey). Also
     gathers what the table says after its rows: the keys the runs have (`present`), the runs
-    skipped, and with `group` each row's group name."""
+    skipped, with `group` each row's group name, and with `notes` each row's newest note's time."""
 
-    def __init__(self, names, hparams, metrics, kept=None, bad=(), group=None):
+    def __init__(self, names, hparams, metrics, kept=None, bad=(), group=None, notes=False):
         self.names, self.kept, self.bad = names, kept or {}, set(bad)
         self.hparams, self.metrics = hparams, metrics  # the title's, as listed
         self.header, self.hp, self.m = columns(hparams, metrics)
         self.group, self.groups = group, []
+        self.notes, self.times = notes, []  # times: each row's newest note's, for a group's newest
+        if notes:
+            self.header = [*self.header, NOTE]
         # the keys the runs have, gathered only while a shown key is in none of them (title.warn_unknown)
         self.hp_present, self.m_present = set(), set()
         self.unseen = (set(hparams), set(metrics))
@@ -57,7 +61,12 @@ class Reader:
             if self.group:
                 self.groups.append(group_name(name, rec, self.group))
             self.count += 1
-            yield [name, status, *[hp.get(k) for k in hk], *[m.get(k) for k in mk]]
+            row = [name, status, *[hp.get(k) for k in hk], *[m.get(k) for k in mk]]
+            if self.notes:
+                newest = notes.newest(rec)
+                self.times.append(newest and newest["time"])
+                row.append(newest and newest["text"])
+            yield row
 
     def note(self, hp, m):
         self.hp_present.update(hp)

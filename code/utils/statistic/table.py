@@ -33,27 +33,32 @@ def add_table(p):
                    help="one row per tag and configuration (the runs' overrides; seeds vary inside "
                         "a row): number of runs, mean ± std of each metric. --group tag: one row "
                         "per tag, whatever the overrides. Put LIST before --group")
+    p.add_argument("--vs", metavar="GROUP",
+                   help="with --group: each other group's difference of means to GROUP (its row's run, or "
+                        "a tag that is one group), its 95%% Welch interval and p-value; * where it excludes 0")
+    p.add_argument("--notes", action="store_true", help="a last column `note`: each run's newest note (see note)")
     p.add_argument("--all", action="store_true", dest="every",
                    help="print every row in a terminal too (else the rows that fit, and where the rest is)")
 
 
 def table(args):
-    write(args.list, args.fmt, args.sort, args.group, every=getattr(args, "every", False))
+    write(args.list, args.fmt, args.sort, args.group, every=getattr(args, "every", False),
+          vs=getattr(args, "vs", None), notes=getattr(args, "notes", False))
 
 
-def build(list_name, fmt="csv", sort=None, group=False):
+def build(list_name, fmt="csv", sort=None, group=False, vs=None, notes=False):
     """Write the table files of a list (the title first, if it has none), print the table
     aligned, and return it as a DataFrame (numbers, not text)."""
-    return write(list_name, fmt, sort, group, frame=True)
+    return write(list_name, fmt, sort, group, frame=True, vs=vs, notes=notes)
 
 
-def write(list_name, fmt="csv", sort=None, group=False, every=False, frame=False):
+def write(list_name, fmt="csv", sort=None, group=False, every=False, frame=False, vs=None, notes=False):
     """Write the table files of a list (the title first, if it has none) and print it; with
     `frame`, return it as a DataFrame."""
     if fmt not in FORMATS:
         raise UserError(f"unknown table format {fmt!r}", f"use one of {', '.join(FORMATS)}")
-    group = grouping(group)
-    reader = read(list_name, group)
+    group = grouping(group, vs)
+    reader = read(list_name, group, notes=notes)
     if sort and not group:  # before anything is written; a grouped table's columns are known later
         from utils.statistic.frame import sort_key
         sort_key(sort, reader.header)
@@ -65,14 +70,14 @@ def write(list_name, fmt="csv", sort=None, group=False, every=False, frame=False
     rest = f"{relative(written[0])} (all of them here: table {list_name} --all)"
     df = None
     if group or sort or fmt == "latex" or frame:
-        df = pandas(list_name, reader, fmt, sort, written, (every, rest))
+        df = pandas(list_name, reader, fmt, sort, written, (every, rest), vs)
     else:
         streamed(list_name, reader, written, (every, rest))
     print("runtag: wrote " + ", ".join(map(relative, written)), file=sys.stderr)
     return df
 
 
-def read(list_name, group, write_title=True):
+def read(list_name, group, write_title=True, notes=False):
     """The list's rows to read (rows.Reader); a list without a title gets one first (written,
     or with `write_title` False only computed), from one reading of its records."""
     names, kept, bad = record.read(list_name), None, ()
@@ -81,8 +86,8 @@ def read(list_name, group, write_title=True):
         if write_title:
             title.write(list_name, found)
         else:
-            return rows.Reader(names, *title.columns(list_name, found), dict(kept), bad, group)
-    return rows.Reader(names, *title.columns(list_name), dict(kept or ()), bad, group)
+            return rows.Reader(names, *title.columns(list_name, found), dict(kept), bad, group, notes)
+    return rows.Reader(names, *title.columns(list_name), dict(kept or ()), bad, group, notes)
 
 
 def streamed(list_name, reader, written, shown):
@@ -93,9 +98,9 @@ def streamed(list_name, reader, written, shown):
     output.show(reader.header, written_csv.right, written_csv.shown, reader.count, *shown)
 
 
-def pandas(list_name, reader, fmt, sort, written, shown):
+def pandas(list_name, reader, fmt, sort, written, shown, vs=None):
     from utils.statistic import frame
-    df, headers, cells, right = framed(list_name, reader, sort)
+    df, headers, cells, right = framed(list_name, reader, sort, vs)
     atomic.write_text(written[0], df.to_csv(index=False))
     if fmt == "md":
         output.markdown(written[1], headers, right, zip(*cells))
@@ -105,14 +110,15 @@ def pandas(list_name, reader, fmt, sort, written, shown):
     return df
 
 
-def framed(list_name, reader, sort=None):
-    """(DataFrame, shown headers, shown columns, which align right) of the rows `reader` reads."""
+def framed(list_name, reader, sort=None, vs=None):
+    """(DataFrame, shown headers, shown columns, which align right) of the rows `reader` reads;
+    `vs`: the baseline group of a grouped table's differences."""
     from utils.statistic import frame
     data = list(reader)
     said(list_name, reader)
-    df, metrics = frame.frame(reader, data, reader.statuses(), reader.hparams, reader.metrics)
+    df, metrics = frame.frame(reader, data, reader.statuses(), reader.hparams, reader.metrics, vs)
     df = frame.sorted_by(df, sort)
-    headers, cells = frame.display(df, metrics if reader.group else [])
+    headers, cells = frame.display(df, metrics if reader.group else [], vs)
     return df, headers, cells, frame.numeric(df, headers)
 
 
@@ -122,14 +128,17 @@ def said(list_name, reader):
     title.warn_unknown(list_name, (reader.hparams, reader.metrics), reader.present())
 
 
-def load(list_name="record", group=False):
+def load(list_name="record", group=False, vs=None, notes=False):
     """The table of a list as a DataFrame, as `table` builds it, without writing anything."""
-    return framed(list_name, read(list_name, grouping(group), write_title=False))[0]
+    return framed(list_name, read(list_name, grouping(group, vs), write_title=False, notes=notes), vs=vs)[0]
 
 
-def grouping(group):
+def grouping(group, vs=None):
     """None (a row per run), "config" or "tag", from what build/load accept: False, True
-    (the default grouping, "config") or a name in GROUPS."""
+    (the default grouping, "config") or a name in GROUPS. `vs` compares groups: it needs one."""
+    if vs is not None and not group:
+        raise UserError(f"--vs {vs} compares groups, and the table is not grouped",
+                        "add --group (table LIST --group --vs GROUP; in Python group=True)")
     if group is True:
         return GROUPS[0]
     if not group:
