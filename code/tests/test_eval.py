@@ -45,6 +45,10 @@ def slow(model, loader, args):
     return epoch.evaluate(model, loader, args)
 
 
+def broken(model, loader, args):
+    raise ValueError("a bug in the metric")
+
+
 def paired(model, loader, args):
     marks = _mark()
     while len(list(marks.iterdir())) < 2:
@@ -133,6 +137,15 @@ def test_mistakes_are_one_line_and_write_nothing(trained):
     again = trained.record("tiny", 3)
     assert [e["name"] for e in again["evals"]] == ["again"] and again["evals"][0]["time"] >= first[0]["time"]
     assert without(again, "again") == without(json.loads(before[3]), "again")
+
+
+def test_a_failing_evaluation_shows_its_error_and_writes_nothing(trained):
+    before = raw(trained, "tiny", 0)
+    out = trained.cli("eval", "tiny/0", "--fn", "broken")
+    assert out.returncode == 1, out.stderr
+    assert "ValueError: a bug in the metric" in out.stderr and "Traceback" in out.stderr
+    assert out.stderr.splitlines()[-1].startswith("runtag: the eval of tiny/0 failed (exit 1)")
+    assert raw(trained, "tiny", 0) == before
 
 
 def test_a_running_run_is_refused_and_scored_once_it_ended(trained):

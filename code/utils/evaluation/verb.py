@@ -25,7 +25,7 @@ def add_evaluate(p):
     p.add_argument("--workers", type=count, metavar="N", help="runs scored at once (default 1)")
     p.add_argument("--gpus", metavar="IDS", help="GPU ids, e.g. 0,1: each child sees one as CUDA_VISIBLE_DEVICES")
     p.add_argument("--per-gpu", type=count, metavar="N", help="children per GPU (with --gpus)")
-    p.add_argument("words", nargs="+", metavar="RUNS [key=value]",
+    p.add_argument("words", nargs="+", metavar="RUNS|key=value",
                    help="runs (a tag, tag/id, or a quoted glob), then overrides: data, split (test, val, train), "
                         "batch_size, precision, device, ...")
 
