@@ -14,7 +14,7 @@ ORDER = """
     statistic.table statistic.scalars statistic
     recorder session runner tboard plot diff submit listing supervisor launch
     sweep sweep.space sweep.plan sweep.job sweep.owner sweep.resume sweep.journal sweep.reconcile sweep.search sweep.drive sweep.local sweep.raypool sweep.slurmarray sweep.verb
-    evaluation evaluation.entry evaluation.choice evaluation.child evaluation.workers evaluation.verb
+    evaluation evaluation.entry evaluation.choice evaluation.child evaluation.workers evaluation.rayeval evaluation.slurmeval evaluation.verb
     cli
 """.split()
 RANK = {f"utils.{name}": n for n, name in enumerate(ORDER)}

@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from utils import paths, process
+from utils import paths, process, runs
 from utils.sweep import local
-from utils.sweep.job import dying_with_us, last_line
+from utils.sweep.job import POLL_S, dying_with_us, last_line
 
 CHILD = Path(__file__).with_name("child.py")
 RUNNING = set()  # the children's groups, stopped on a Ctrl-C
@@ -21,20 +21,23 @@ LOCK = threading.Lock()
 
 
 class Scored(SimpleNamespace):
-    """A child's end: rc, metrics (a dict, or None), err (its stderr), seconds."""
+    """A child's end: rc, metrics (a dict, or None), err (its stderr), seconds; began and host:
+    when and where it was scored (a Ray node's, a Slurm job's, or this machine's)."""
 
 
-def score(code_dir, request, env):
-    """Run child.py on the checkout's code/ and wait for it; a Scored."""
+def score(code_dir, request, env, root=None, stop=None):
+    """Run child.py on the checkout's code/ and wait for it; a Scored. `root`: the project whose
+    runs these are (default ours); `stop()`, asked while it runs: when true, it is stopped (a
+    Ray task's way to hear a Ctrl-C of the command)."""
     cmd = dying_with_us([sys.executable, str(CHILD), str(code_dir), json.dumps(request)])
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        begin = time.perf_counter()
+        began, begin = runs.now(), time.perf_counter()
         with LOCK:
-            group = process.Group(cmd, cwd=Path(code_dir).parent, env={**env, "RUNTAG_ROOT": str(paths.root())},
+            group = process.Group(cmd, cwd=Path(code_dir).parent, env={**env, "RUNTAG_ROOT": str(root or paths.root())},
                                   stdin=subprocess.DEVNULL, stdout=out, stderr=err)
             RUNNING.add(group)
         try:
-            rc = group.wait()
+            rc = waited(group, stop)
         finally:
             with LOCK:
                 RUNNING.discard(group)
@@ -48,7 +51,19 @@ def score(code_dir, request, env):
             metrics = json.loads(said)
         except ValueError:
             rc, text = 1, text + f"\nno metrics in its output: {said[:200]!r}"
-    return Scored(rc=rc, metrics=metrics, err=text, seconds=seconds)
+    return Scored(rc=rc, metrics=metrics, err=text, seconds=seconds, began=began, host=runs.host())
+
+
+def waited(group, stop):
+    """The group's exit status; SIGTERM to it once stop() says so."""
+    while stop is not None:
+        try:
+            return group.wait(POLL_S)
+        except subprocess.TimeoutExpired:
+            if stop():
+                group.signal(signal.SIGTERM)
+                break
+    return group.wait()
 
 
 def slots(workers, gpus, per_gpu):

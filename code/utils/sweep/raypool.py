@@ -78,36 +78,51 @@ def ray_task(cmd, cwd, name=None, stops=()):
         raise
 
 
+def connect(args, gpus):
+    """Ray, started or reached as --address says (with --workers CPUs if local); one line if not."""
+    ray = import_ray()
+    # The task is a function of code/utils: the workers import it from code/ on the shared disk.
+    options = dict(logging_level=logging.WARNING, log_to_driver=False,
+                   runtime_env={"env_vars": {"PYTHONPATH": str(paths.CODE)}})
+    if args.address == "local":
+        options.update(address="local", num_cpus=args.workers, include_dashboard=False)
+    else:
+        options.update(address=args.address)
+    try:
+        ray.init(**options)
+    except (ConnectionError, RuntimeError, ValueError) as err:
+        raise UserError(f"cannot start or reach Ray{' at ' + args.address if args.address else ''}: "
+                        f"{' '.join(str(err).split())[:200]}",
+                        "start the cluster first (`ray start --head`); a cluster with token authentication "
+                        "needs RAY_AUTH_MODE=token here too") from None
+    if gpus and not ray.cluster_resources().get("GPU"):
+        ray.shutdown()
+        raise UserError("--gpus, but the Ray cluster has no GPU", "leave --gpus out, or add nodes with GPUs")
+    return ray
+
+
+def remote(ray, function, args, gpus):
+    """function as a Ray task of one CPU, and of one GPU's 1/--per-gpu with --gpus; never retried."""
+    return ray.remote(function).options(num_cpus=1, num_gpus=1 / (args.per_gpu or 1) if gpus else 0, max_retries=0)
+
+
+def stops_folder():
+    """A new folder on the shared disk for the stop files that tasks watch (see ray_task)."""
+    folder = paths.statistic() / "ray"
+    folder.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=".stops-", dir=folder))
+
+
 class Pool:
     """One Ray task per job, all submitted at once: the cluster's free CPUs and GPUs schedule them."""
 
     def __init__(self, args, gpus):
-        self.ray = import_ray()
-        # The task is this module's function: the workers import it from code/ on the shared disk.
-        options = dict(logging_level=logging.WARNING, log_to_driver=False,
-                       runtime_env={"env_vars": {"PYTHONPATH": str(paths.CODE)}})
-        if args.address == "local":
-            options.update(address="local", num_cpus=args.workers, include_dashboard=False)
-        else:
-            options.update(address=args.address)
-        try:
-            self.ray.init(**options)
-        except (ConnectionError, RuntimeError, ValueError) as err:
-            raise UserError(f"cannot start or reach Ray{' at ' + args.address if args.address else ''}: "
-                            f"{' '.join(str(err).split())[:200]}",
-                            "start the cluster first (`ray start --head`); a cluster with token authentication "
-                            "needs RAY_AUTH_MODE=token here too") from None
-        if gpus and not self.ray.cluster_resources().get("GPU"):
-            self.ray.shutdown()
-            raise UserError("--gpus, but the Ray cluster has no GPU", "leave --gpus out, or add nodes with GPUs")
-        self.task = self.ray.remote(ray_task).options(
-            num_cpus=1, num_gpus=1 / (args.per_gpu or 1) if gpus else 0, max_retries=0)
+        self.ray = connect(args, gpus)
+        self.task = remote(self.ray, ray_task, args, gpus)
         self.stopping = False
         self.thread = None
         self.numbers = {}  # id(job): its number, which names its stop file
-        folder = paths.statistic() / "ray"
-        folder.mkdir(parents=True, exist_ok=True)
-        self.stops = Path(tempfile.mkdtemp(prefix=".stops-", dir=folder))  # see ray_task; removed at the end
+        self.stops = stops_folder()  # see ray_task; removed at the end
 
     def start(self, jobs, cmd, events):
         self.thread = threading.Thread(target=self.collect, args=(jobs, cmd, events), daemon=True)
