@@ -4,7 +4,7 @@ What must hold: the metrics land as eval/<name>/<split>/<metric> with their prov
 `evals`, and nothing else of the record changes (status, training metrics, byte for byte); a
 live run, an unknown checkpoint, a training key, a repeated name are one line, exit 2, nothing
 written; a kill -9 in the middle leaves every record whole; HEAD's evaluation code counts,
---at-run the run's own; --workers scores runs at once. The runs train 1 epoch on 300 digits
+--at-run the run's own; --workers scores the runs of a 4-run sweep at once. The runs train 1 epoch on 300 digits
 (`data=tiny`, a folder under __data__/), and are scored on the whole bundled digits set.
 """
 import json
@@ -21,6 +21,7 @@ from conftest import (PYTHON, assert_one_line_mistake, communicate, make_project
 from utils import runlock
 
 TINY = ["epochs=1", "data=tiny"]
+SWEEP = "default:\n  epochs: 1\n  data: tiny\n---\nlr: [1.0e-3, 2.0e-3, 3.0e-3, 4.0e-3]\n"  # tiny/0 ... tiny/3
 
 # Two evaluations of the test project's own (committed in `trained`), each leaving a mark per
 # process in $EVAL_MARKS: `slow` hangs from the second run on (for a kill in the middle), `paired`
@@ -66,10 +67,10 @@ def with_tiny_data(project):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """Four finished runs tiny/0..3 and the functions above committed after them."""
+    """Four finished runs tiny/0..3 of one sweep, and the functions above committed after them."""
     project = with_tiny_data(make_project(tmp_path_factory.mktemp("eval") / "project"))
-    for _ in range(4):
-        ok(project.cli("run", "-f", "tiny", *TINY))
+    project.commit("code/sweeps/tiny.yaml", SWEEP, "a 4-run sweep for the tests")
+    ok(project.cli("sweep", "-f", "tiny", "code/sweeps/tiny.yaml", "--workers", "2"))
     evaluate = project.root / "code/evaluate.py"
     project.commit("code/evaluate.py", evaluate.read_text() + FUNCTIONS, "evaluations for the tests")
     return project
@@ -185,7 +186,7 @@ def test_a_kill_in_the_middle_leaves_every_record_whole(trained, tmp_path):
         assert not runlock.locked(trained.run_dir("tiny", i))
 
 
-def test_workers_score_runs_at_once(trained, tmp_path):
+def test_workers_score_a_sweeps_runs_at_once(trained, tmp_path):
     marks = tmp_path / "marks"
     out = ok(trained.cli("eval", "tiny", "--fn", "paired", "--workers", "2", env={"EVAL_MARKS": str(marks)}))
     assert len(list(marks.iterdir())) == 4  # a process per run; `paired` returned only once two ran at once
