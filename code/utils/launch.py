@@ -4,6 +4,7 @@ from contextlib import contextmanager, suppress
 
 from utils import atomic, checkpoints, gitrepo, overrides, paths, runs, slurm, submit, tboard
 from utils.errors import UserError
+from utils.queue import verb as queue
 from utils.supervisor import created, execute
 
 
@@ -13,6 +14,7 @@ def add_run(p):
     p.add_argument("--from", dest="parent", metavar="TAG/ID", help="inherit that run's overrides")
     p.add_argument("--init-from", metavar="TAG/ID", help="also start from that run's best weights")
     add_processes(p)
+    queue.add_options(p)
     p.add_argument("--tagged", action="store_true", help=argparse.SUPPRESS)  # a Slurm job's run: see utils/submit.py
     p.add_argument("tag", help="the experiment's name; becomes an annotated git tag on HEAD")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config.py values for this run")
@@ -55,6 +57,7 @@ def slurm_params(args):
 def run(args):
     if args.tagged:
         return run_tagged(args)
+    plan = queue.check(args)  # --queue: made now, started by the waiter (utils/queue/)
     params = slurm_params(args)
     if params is None and joins(args):  # a Slurm job's nodes are told their ranks in the job
         return execute(paths.root(), None, nproc=args.nproc, args=args)
@@ -80,6 +83,9 @@ def run(args):
     with taken_back(repo, args.tag, made):
         if params is not None:
             return submitted(args, params, args.tag, job_argv(args, changes), f"a run of {args.tag} at {head[:10]} {changes or ''}")
+        if plan is not None:
+            return queue.submit(plan, args.tag, head, args.command, changes, runs.fixed_seed() if args.f else runs.fresh_seed(),
+                                args.f, parent=parent and str(parent[0]), extra={"init_from": init} if init else None)
         return start(args, head, changes, parent, init, paths.root(), config)
 
 
@@ -178,6 +184,8 @@ def con(args):
     status = runs.status(record, slurm.queue_of([record]))
     if status == "finished":
         raise UserError(f"{run} is finished", f"`rerun {run}` to run it again")
+    if status == "queued":
+        raise UserError(f"{run} waits in the queue, which will start it", f"let it, or `queue rm {run}` first")
     if status == "pending":
         raise UserError(f"{run} waits in Slurm job {record['slurm_job_id']}, which will continue it",
                         f"let it, or `scancel {record['slurm_job_id']}` first")
@@ -207,10 +215,12 @@ def con(args):
 def add_rerun(p):
     p.add_argument("-f", action="store_true", help="the seed (and CPU thread count) of the run repeated, for a bit-identical result")
     add_processes(p)
+    queue.add_options(p)
     p.add_argument("spec", metavar="TAG[/ID]", help="the run whose overrides to use (default id 0)")
 
 
 def rerun(args):
+    plan = queue.check(args)
     params = slurm_params(args)
     if params is None and joins(args):  # a Slurm job's nodes are told their ranks in the job
         return execute(paths.root(), None, nproc=args.nproc, args=args)
@@ -224,6 +234,9 @@ def rerun(args):
     seed = source["seed"] if args.f else runs.fresh_seed()
     extra = {"rerun_of": str(old), **({"init_from": source["init_from"]} if source.get("init_from") else {}),
              **slurm.job_fields()}
+    if plan is not None:
+        return queue.submit(plan, old.tag, commit, args.command, source["overrides"], seed, args.f and source["fixed_seed"],
+                            parent=source.get("parent"), extra=extra)
     new, _ = runs.create(old.tag, commit, args.command, source["overrides"], seed, args.f and source["fixed_seed"],
                          parent=source.get("parent"), extra=extra)
     with created(new):
