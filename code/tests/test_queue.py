@@ -181,8 +181,15 @@ def test_queue_lists_and_rm_cancels(queued_project):
     cancelled = record(project, first)
     assert cancelled["status"] == "cancelled" and "queue rm" in cancelled["cancelled_reason"] and cancelled["end"]
     assert_one_line_mistake(project.cli("queue", "rm", first), "not waiting")
+    assert_one_line_mistake(project.cli("queue", "rm", first, second), "not waiting")  # nothing cancelled
+    again = re.search(r"runtag: (\S+) queued", ok(project.cli("rerun", "--queue", second)).stdout).group(1)
+    assert record(project, again)["rerun_of"] == second and status(project, again) == "queued"
+    ok(project.cli("record", "-l", "waiting", first, second))
+    ok(project.cli("title", "waiting"))
+    table = ok(project.cli("table", "waiting")).stdout
+    assert "cancelled" in table and "queued" in table, table
     held.release()
-    wait_for(lambda: status(project, second) == "finished", what="the run left")
+    wait_for(lambda: status(project, second) == "finished" and status(project, again) == "finished", what="the runs left")
     assert status(project, first) == "cancelled" and starts(project, first) == 0
     assert not (project.run_dir("wait", 0) / "log").exists()  # never started
     assert "cancelled" in ok(project.cli("expels", "wait")).stdout

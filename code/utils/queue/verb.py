@@ -94,8 +94,7 @@ def queue(args):
     if args.action == "rm":
         if not args.specs:
             raise UserError("queue rm without a run", "name the waiting runs: `queue rm TAG/ID`")
-        for run in runs.resolve(args.specs):
-            waiter.cancel(run)
+        return remove(args.specs)
         return 0
     if args.specs:
         raise UserError(f"unknown queue action {args.specs[0]!r}", "`queue` lists, `queue rm TAG/ID` takes a run out")
@@ -103,6 +102,20 @@ def queue(args):
     print(text)
     if queued:
         waiter.spawn()  # after a reboot or a killed waiter: what waits starts again
+    return 0
+
+
+def remove(specs):
+    """`queue rm`: the runs named, each waiting (checked before any is cancelled); of a tag, its waiting runs."""
+    from utils.queue import waiter
+    named = runs.resolve(specs)
+    waits = {run for run, record in runs.records(named, quiet=True) if (record or {}).get("status") == "queued"}
+    for spec in specs:
+        if "/" in spec and not waits & set(runs.resolve([spec])) or not waits:
+            raise UserError(f"{spec} is not waiting in the queue", "see `queue` for the runs that wait")
+    for run in named:
+        if run in waits:
+            waiter.cancel(run)
     return 0
 
 
