@@ -240,3 +240,15 @@ def test_queue_mistakes_are_one_line(queued_project):
                         (["queue", "rm"], ["without a run"])]:
         assert_one_line_mistake(project.cli(*argv), *words)
     assert not (project.root / "__result__/x").exists()
+
+
+def test_a_gpu_slot_shows_its_gpu_only(queued_project):
+    """--gpus 3 --per-gpu 2: two slots on GPU 3, each run sees CUDA_VISIBLE_DEVICES=3 (on a machine
+    without GPU 3, or without any, torch finds none and the run trains on the CPU)."""
+    project = queued_project
+    names = [queue(project, "--gpus", "3", "--per-gpu", "2", "gpu", *TINY, f"lr={i + 1}e-3") for i in range(2)]
+    wait_for(lambda: ended(project, names), what="the runs on GPU 3's slots")
+    got = [record(project, n) for n in names]
+    assert [r["status"] for r in got] == ["finished", "finished"]
+    assert {r["queue"]["slot"] for r in got} <= {"gpu3-0", "gpu3-1"} and all(r["gpus"] == "3" for r in got)
+    assert got[0]["queue"]["slots"] == ["gpu3-0", "gpu3-1"]

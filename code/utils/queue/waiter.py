@@ -61,31 +61,39 @@ def sweep(tried):
     """One look at the waiting list: runs started where a slot is free; True while any run waits."""
     waits, full = False, set()
     for sequence, name in slots.waiting():
-        run = runs.Run.parse(name)
-        record = run.read()
-        status = runs.status(record) if record else None
-        if status != "queued":
-            if status not in ("running",):  # ended (or damaged): off the list
-                slots.remove(sequence)
-            continue
-        child, times = tried.get(name, (None, 0))
-        if times >= TRIES:
-            continue  # its start keeps failing (see waiter.log): left queued for the next waiter
-        waits = True
-        queue = record["queue"]
-        key = tuple(queue["slots"])
-        if (child and child.returncode is None) or runlock.locked(run.dir) or key in full:
-            continue  # being started; or older runs wait for these slots
-        ready = after(run, queue)
-        if not ready:
-            continue
-        taken = slots.take(queue["slots"])
-        if taken is None:
-            full.add(key)  # in submission order: no later run jumps onto these slots
-            continue
-        slot, fd = taken
-        tried[name] = (launch(run, slot, fd), times + 1)
+        try:
+            waits = look(sequence, name, tried, full) or waits
+        except Exception as err:  # noqa: BLE001 -- a damaged record or list file stops no other run
+            say(f"{name}: {type(err).__name__}: {err}; left as it is")
+            tried[name] = (tried.get(name, (None, 0))[0], TRIES)
     return waits
+
+
+def look(sequence, name, tried, full):
+    """One entry of the waiting list: started if it can be; True while it waits."""
+    run = runs.Run.parse(name)
+    record = run.read()
+    status = runs.status(record) if record else None
+    if status != "queued":
+        if status not in ("running",):  # ended (or damaged): off the list
+            slots.remove(sequence)
+        return False
+    child, times = tried.get(name, (None, 0))
+    if times >= TRIES:
+        return False  # its start keeps failing (see waiter.log): left queued for the next waiter
+    queue = record["queue"]
+    key = tuple(queue["slots"])
+    if (child and child.returncode is None) or runlock.locked(run.dir) or key in full:
+        return True  # being started; or older runs wait for these slots
+    if not after(run, queue):
+        return True
+    taken = slots.take(queue["slots"])
+    if taken is None:
+        full.add(key)  # in submission order: no later run jumps onto these slots
+        return True
+    slot, fd = taken
+    tried[name] = (launch(run, slot, fd), times + 1)
+    return True
 
 
 def after(run, queue):
