@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -221,6 +222,22 @@ def test_con_and_rerun_as_jobs(project):
     third = submitted(ok(project.cli("rerun", "--slurm", "--time", "10", "-f", "again/0", env=ENV)))
     rerun = finished(project, "again", 1)
     assert rerun["slurm_job_id"] == third and rerun["rerun_of"] == "again/0" and learned(rerun) == learned(record)
+
+
+def test_after_waits_through_a_slurm_dependency(project):
+    """`run --slurm --after TAG --after-ok`: the job is submitted at once with Slurm's own
+    dependency on the jobs of TAG (still pending: no record yet), and starts only after they ended."""
+    first = submitted(ok(project.cli("run", "--slurm", "--time", "10", "pre", "epochs=2", env={**ENV, "STEP_SLEEP": "0.1"})))
+    out = ok(project.cli("run", "--slurm", "--time", "10", "--after", "pre", "--after-ok", "tune", "epochs=1", env=ENV))
+    second = submitted(out)
+    shown = subprocess.run(["scontrol", "show", "job", second], capture_output=True, text=True).stdout
+    assert re.search(rf"Dependency=afterok:{first}\b", shown), shown
+    pre, tune = finished(project, "pre", 0), finished(project, "tune", 0)
+    assert tune["slurm_job_id"] == second and pre["slurm_job_id"] == first
+    assert datetime.fromisoformat(tune["start"]) >= datetime.fromisoformat(pre["end"])  # not before the first ended
+    mistake = project.cli("run", "--slurm", "--time", "10", "--after", "nosuch", "never", "epochs=1", env=ENV)
+    assert_one_line_mistake(mistake, "nosuch")
+    assert not (project.root / "__result__/never").exists()
 
 
 def test_a_ddp_run_as_a_job(project):
