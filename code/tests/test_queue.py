@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import assert_one_line_mistake, make_project, ok, read_json, user_state, wait_for
+from conftest import assert_one_line_mistake, interrupt, make_project, ok, read_json, record_at, user_state, wait_for
 from test_eval import with_tiny_data
 
 TINY = ["epochs=1", "data=tiny"]
@@ -252,3 +252,20 @@ def test_a_gpu_slot_shows_its_gpu_only(queued_project):
     assert [r["status"] for r in got] == ["finished", "finished"]
     assert {r["queue"]["slot"] for r in got} <= {"gpu3-0", "gpu3-1"} and all(r["gpus"] == "3" for r in got)
     assert got[0]["queue"]["slots"] == ["gpu3-0", "gpu3-1"]
+
+
+def test_con_queue_continues_an_interrupted_run(queued_project):
+    project = queued_project
+    proc = project.start("run", "cont", "epochs=10", "data=tiny")
+    first = record_at(project, "cont", 0, epoch=1)
+    interrupt(proc)
+    assert status(project, "cont/0") == "interrupted"
+    held = Held(project)
+    out = ok(project.cli("continue", "--queue", "cont/0"))
+    assert "cont/0 queued to continue on cpu-0" in out.stdout and status(project, "cont/0") == "queued"
+    assert "cont/0" in ok(project.cli("queue")).stdout
+    held.release()
+    wait_for(lambda: status(project, "cont/0") in ENDED, what="the continued run")
+    got = record(project, "cont/0")
+    assert got["status"] == "finished" and got["epoch"] == 10 and got["start"] == first["start"]
+    assert got["queue"]["resume"] and got["queue"]["was"] == "interrupted"

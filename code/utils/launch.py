@@ -172,10 +172,12 @@ def add_con(p):
                    help="take a run whose record says running, when that process is gone and cannot be checked "
                         "(another host); never a run whose process is alive on this host")
     add_processes(p)
+    queue.add_options(p)
     p.add_argument("spec", metavar="TAG[/ID]", help="default id: the newest unfinished run of the tag")
 
 
 def con(args):
+    plan = queue.check(args)
     params = slurm_params(args)
     if params is None and joins(args):  # a Slurm job's nodes are told their ranks in the job
         return execute(paths.root(), None, resume=True, nproc=args.nproc, args=args)
@@ -204,6 +206,8 @@ def con(args):
     if params is not None:
         argv = ["continue", *(["--nproc", str(args.nproc)] if args.nproc else []), str(run)]
         return submitted(args, params, run.tag, argv, f"the continuation of {run}", name=str(run))
+    if plan is not None:
+        return queue.resubmit(plan, run, per_node(record, args))
     if fields := slurm.job_fields():  # continued in a job: its id, how often Slurm requeued it
         run.write({**run.read(), **fields})
     print(f"runtag: continuing {run} from its newest checkpoint that loads", flush=True)

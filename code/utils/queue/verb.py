@@ -77,6 +77,23 @@ def submit(plan, tag, commit, command, changes, seed, fixed, parent=None, extra=
     return 0
 
 
+def resubmit(plan, run, nproc):
+    """`con --queue`: the run (locked by con, checked continuable) queued again to go on from its
+    checkpoint; `resume` tells the waiter's child to continue it rather than start it."""
+    from utils import runlock
+    from utils.queue import waiter
+    record = run.read()
+    sequence = slots.next_sequence()
+    record.update(status="queued", queue={"submitted": runs.now(), "sequence": sequence, **plan,
+                                          "nproc": plan["nproc"] or nproc, "resume": True, "was": record["status"]})
+    run.write(record)
+    slots.add(sequence, run)
+    runlock.release(run.dir)
+    print(f"runtag: {run} queued to continue on {slots.shown(plan['slots'])}", flush=True)
+    waiter.spawn()
+    return 0
+
+
 def add_queue(p):
     p.add_argument("action", nargs="?", choices=["rm"], help="rm: take the runs named out of the queue (cancelled)")
     p.add_argument("specs", nargs="*", metavar="TAG/ID", help="with rm: the waiting runs to take out")

@@ -146,13 +146,15 @@ def start(name, slot):
     if not record or record.get("status") != "queued":
         return 0  # cancelled, or started already
     queue = {**record["queue"], "slot": slot, "started": runs.now()}
-    record.update(status="running", start=runs.now(), pid=os.getpid(), host=runs.host(), queue=queue)
+    resume = bool(queue.get("resume"))  # `con --queue`: its first start stays in the record
+    record.update(status="running", pid=os.getpid(), host=runs.host(), queue=queue, **({} if resume else {"start": runs.now()}))
     run.write(record)
-    print(f"runtag: {run} starts on {slot} at {record['commit'][:10]}", flush=True)
+    print(f"runtag: {run} starts on {slot} at {record['commit'][:10]}{' (continued)' if resume else ''}", flush=True)
     nodes = type("Nodes", (), {"nnodes": 1, "node_rank": 0, "master": None})()
     try:
         with gitrepo.checkout_of(gitrepo.open_repo(), record["commit"]) as where:
-            return execute(where, run, nproc=queue.get("nproc"), args=nodes)
+            return execute(where, run, resume=resume, nproc=queue.get("nproc"), args=nodes,
+                           threads=record.get("threads") if resume else None)
     except Exception as err:  # a worktree that cannot be made: the run ends failed, said why
         run.conclude("failed", ("running",), error=f"{type(err).__name__}: {err}")
         raise
