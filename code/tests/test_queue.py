@@ -237,6 +237,7 @@ def test_queue_mistakes_are_one_line(queued_project):
                         (["run", "--queue", "--slurm", "x"], ["--queue with --slurm"]),
                         (["run", "--queue", "--per-gpu", "2", "x"], ["--per-gpu without --gpus"]),
                         (["run", "--queue", "--after", "nope/0", "x"], ["unknown tag"]),
+                        (["run", "--queue", "--gpu-free-mb", "100", "x"], ["--gpu-free-mb without --gpus"]),
                         (["queue", "rm"], ["without a run"])]:
         assert_one_line_mistake(project.cli(*argv), *words)
     assert not (project.root / "__result__/x").exists()
@@ -246,7 +247,8 @@ def test_a_gpu_slot_shows_its_gpu_only(queued_project):
     """--gpus 3 --per-gpu 2: two slots on GPU 3, each run sees CUDA_VISIBLE_DEVICES=3 (on a machine
     without GPU 3, or without any, torch finds none and the run trains on the CPU)."""
     project = queued_project
-    names = [queue(project, "--gpus", "3", "--per-gpu", "2", "gpu", *TINY, f"lr={i + 1}e-3") for i in range(2)]
+    names = [queue(project, "--gpus", "3", "--per-gpu", "2", "--gpu-free-mb", "1000", "gpu", *TINY, f"lr={i + 1}e-3")
+             for i in range(2)]  # no GPU 3 (or no nvidia-ml-py): its memory reads 0, the slots alone decide
     wait_for(lambda: ended(project, names), what="the runs on GPU 3's slots")
     got = [record(project, n) for n in names]
     assert [r["status"] for r in got] == ["finished", "finished"]

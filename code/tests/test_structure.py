@@ -1,6 +1,7 @@
 """The shape of code/utils/ (see code/utils/README.md): imports only go down, and one module,
 utils/runs.py, spells a run folder's layout and builds the name `tag/id`."""
 import ast
+import sys
 from pathlib import Path
 
 UTILS = Path(__file__).resolve().parents[1] / "utils"
@@ -9,10 +10,10 @@ UTILS = Path(__file__).resolve().parents[1] / "utils"
 # A new module goes where what it imports is below it; the test fails until it is placed.
 ORDER = """
     errors paths atomic runlock process slurm log signals hardware distributed snapshot overrides
-    schema runs amend notes jobs summary checkpoints positions checkpointing cadence tally settings predictions fullness gitrepo
+    schema runs amend notes jobs summary checkpoints positions checkpointing cadence tally settings predictions fullness gitrepo dependency
     statistic.record statistic.survey statistic.title statistic.cells statistic.rows statistic.output statistic.confidence statistic.frame
     statistic.table statistic.scalars statistic
-    recorder session runner tboard plot diff submit listing supervisor queue queue.slots queue.waiter queue.verb launch
+    recorder session runner tboard plot diff submit listing supervisor runqueue runqueue.slots runqueue.waiter runqueue.verb launch
     sweep sweep.space sweep.plan sweep.job sweep.owner sweep.resume sweep.journal sweep.reconcile sweep.search sweep.drive sweep.local sweep.raypool sweep.slurmarray sweep.verb
     evaluation evaluation.entry evaluation.choice evaluation.child evaluation.workers evaluation.rayeval evaluation.slurmeval evaluation.verb
     cli
@@ -62,6 +63,19 @@ def test_every_import_goes_down():
     assert not upward, upward
 
 
+def shadowing(folder):
+    """The names in a folder that would hide a standard-library module of the same name."""
+    names = {p.stem if p.suffix == ".py" else p.name for p in folder.iterdir() if p.suffix == ".py" or p.is_dir()}
+    return sorted(names & set(sys.stdlib_module_names))
+
+
+def test_no_module_hides_a_standard_library_one():
+    """cli.py runs as a script, so code/utils/ is first on sys.path: a `utils/queue/` there made every
+    `import queue` (the sweep driver's) find it, and every sweep fail."""
+    assert not shadowing(UTILS), shadowing(UTILS)
+    assert not shadowing(UTILS.parent), shadowing(UTILS.parent)
+
+
 def docstrings(tree):
     return {id(node.body[0].value) for node in ast.walk(tree)
             if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef)) and node.body
@@ -98,3 +112,4 @@ def test_the_checks_catch_what_they_look_for():
     joined = [n for n in ast.walk(bad) if isinstance(n, ast.JoinedStr)][0]
     assert builds_a_run_name(joined.values)
     assert any(isinstance(n, ast.Constant) and n.value in LAYOUT for n in ast.walk(bad))
+    assert shadowing(Path(ast.__file__).parent) != []  # the standard library's own folder shadows itself

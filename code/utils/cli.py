@@ -30,7 +30,7 @@ VERBS = {  # verb: (module, function, one line of help)
     "expels": ("utils.listing", "expels", "one line per run of a tag"),
     "eval": ("utils.evaluation.verb", "evaluate", "score ended runs' checkpoints again, into their records (shell: expeval)"),
     "note": ("utils.notes", "note", "add a line to a run's notes, or print them"),
-    "queue": ("utils.queue.verb", "queue", "the runs `run --queue` made that wait for a slot; `queue rm RUN`"),
+    "queue": ("utils.runqueue.verb", "queue", "the runs `run --queue` made that wait for a slot; `queue rm RUN`"),
 }
 SHELL = {  # shell function: the verb it runs. Not `continue` nor `eval` (shell builtins) nor `diff` (diff(1)).
     "run": "run", "con": "continue", "rerun": "rerun", "re": "rerun", "sweep": "sweep",

@@ -4,7 +4,7 @@ from contextlib import contextmanager, suppress
 
 from utils import atomic, checkpoints, dependency, gitrepo, overrides, paths, runs, slurm, submit, tboard
 from utils.errors import UserError
-from utils.queue import verb as queue
+from utils.runqueue import verb as queue
 from utils.supervisor import created, execute
 
 
@@ -57,7 +57,7 @@ def slurm_params(args):
 def run(args):
     if args.tagged:
         return run_tagged(args)
-    plan = queue.check(args)  # --queue: made now, started by the waiter (utils/queue/)
+    plan = queue.check(args)  # --queue: made now, started by the waiter (utils/runqueue/)
     params = dependency.apply(args, slurm_params(args))  # --slurm --after: Slurm's own dependency
     if params is None and joins(args):  # a Slurm job's nodes are told their ranks in the job
         return execute(paths.root(), None, nproc=args.nproc, args=args)

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from utils import paths, runlock, runs
-from utils.queue import slots
+from utils.runqueue import slots
 
 POLL_S = 0.5  # how often it looks again for a free slot or an ended run it waits for
 TRIES = 3  # a child that exits with its run still `queued` (it could not even start) is tried again, so often
@@ -87,7 +87,7 @@ def look(sequence, name, tried, full):
         return True  # being started; or older runs wait for these slots
     if not after(run, queue):
         return True
-    taken = slots.take(queue["slots"])
+    taken = slots.take(queue["slots"], queue.get("gpu_free_mb"))
     if taken is None:
         full.add(key)  # in submission order: no later run jumps onto these slots
         return True

@@ -4,7 +4,7 @@ import argparse
 
 from utils import runs
 from utils.errors import UserError
-from utils.queue import slots
+from utils.runqueue import slots
 
 WAITS = ("running", "queued", "pending")  # a run named by --after that has not ended yet
 
@@ -14,6 +14,8 @@ def add_options(p):
     p.add_argument("--workers", type=whole, metavar="N", help="with --queue: N CPU slots (default 1)")
     p.add_argument("--gpus", type=gpu_list, metavar="0,1", help="with --queue: a slot per GPU (CUDA_VISIBLE_DEVICES)")
     p.add_argument("--per-gpu", type=whole, default=None, metavar="K", help="with --gpus: K runs on each GPU at once")
+    p.add_argument("--gpu-free-mb", type=whole, metavar="MB",
+                   help="with --gpus: a GPU counts as free only while it uses less memory (nvidia-ml-py)")
     p.add_argument("--after", action="append", default=None, metavar="RUNS",
                    help="with --queue: start once these runs ended (TAG/ID or TAG, comma-separated or repeated)")
     p.add_argument("--after-ok", action="store_true", help="with --after: only if they finished, else cancel this run")
@@ -38,7 +40,7 @@ def check(args):
     if not args.queue:
         if args.slurm:
             return None  # --after with --slurm is Slurm's own dependency (utils/dependency.py)
-        given = [f for f in ("workers", "gpus", "per_gpu", "after") if getattr(args, f) is not None]
+        given = [f for f in ("workers", "gpus", "per_gpu", "gpu_free_mb", "after") if getattr(args, f) is not None]
         if given or args.after_ok:
             flag = "--" + (given[0] if given else "after_ok").replace("_", "-")
             raise UserError(f"{flag} without --queue", f"add --queue, or leave {flag} out")
@@ -51,18 +53,20 @@ def check(args):
         raise UserError("--workers with --gpus", "choose CPU workers or GPU slots")
     if args.per_gpu and not args.gpus:
         raise UserError("--per-gpu without --gpus", "name the GPUs, e.g. --gpus 0,1 --per-gpu 2")
+    if args.gpu_free_mb and not args.gpus:
+        raise UserError("--gpu-free-mb without --gpus", "name the GPUs, e.g. --gpus 0,1 --gpu-free-mb 2000")
     if args.after_ok and not args.after:
         raise UserError("--after-ok without --after", "name the runs to wait for: --after TAG/ID --after-ok")
     named = [spec for given in args.after or [] for spec in given.split(",") if spec]
     after = [str(run) for run in runs.resolve(named)]
     return {"slots": slots.names(args.workers, args.gpus, args.per_gpu or 1), "after": after,
-            "after_ok": args.after_ok, "nproc": args.nproc}
+            "after_ok": args.after_ok, "nproc": args.nproc, "gpu_free_mb": args.gpu_free_mb}
 
 
 def submit(plan, tag, commit, command, changes, seed, fixed, parent=None, extra=None):
     """The run, made now with status `queued`, on the waiting list; a waiter started. Returns 0."""
     from utils import runlock
-    from utils.queue import waiter
+    from utils.runqueue import waiter
     sequence = slots.next_sequence()
     queue = {"submitted": runs.now(), "sequence": sequence, **plan}
     new, record = runs.create(tag, commit, command, changes, seed, fixed, parent=parent,
@@ -81,7 +85,7 @@ def resubmit(plan, run, nproc):
     """`con --queue`: the run (locked by con, checked continuable) queued again to go on from its
     checkpoint; `resume` tells the waiter's child to continue it rather than start it."""
     from utils import runlock
-    from utils.queue import waiter
+    from utils.runqueue import waiter
     record = run.read()
     sequence = slots.next_sequence()
     record.update(status="queued", queue={"submitted": runs.now(), "sequence": sequence, **plan,
@@ -103,7 +107,7 @@ def add_queue(p):
 
 
 def queue(args):
-    from utils.queue import waiter
+    from utils.runqueue import waiter
     if args.wait:
         return waiter.loop()
     if args.start:
@@ -124,7 +128,7 @@ def queue(args):
 
 def remove(specs):
     """`queue rm`: the runs named, each waiting (checked before any is cancelled); of a tag, its waiting runs."""
-    from utils.queue import waiter
+    from utils.runqueue import waiter
     named = runs.resolve(specs)
     waits = {run for run, record in runs.records(named, quiet=True) if (record or {}).get("status") == "queued"}
     for spec in specs:

@@ -52,14 +52,28 @@ def try_lock(path):
     return fd
 
 
-def take(slots):
-    """(slot, descriptor) of the first free slot of the set, or None when every one is held."""
+def take(slots, gpu_free_mb=None):
+    """(slot, descriptor) of the first free slot of the set, or None when every one is held; with
+    gpu_free_mb, a GPU slot only while its GPU uses less memory than that (someone else's process)."""
     base = folder()
     for slot in slots:
+        if gpu_free_mb is not None and gpu_of(slot) is not None and used_mb(int(gpu_of(slot))) >= gpu_free_mb:
+            continue
         fd = try_lock(base / f"slot-{slot}.lock")
         if fd is not None:
             return slot, fd
     return None
+
+
+def used_mb(gpu):
+    """The GPU's used memory in MiB (NVML's number: `--gpus` are physical GPUs, as nvidia-smi shows
+    them); 0 without nvidia-ml-py, a driver or such a GPU: then the slots alone decide."""
+    try:
+        import pynvml
+        pynvml.nvmlInit()
+        return pynvml.nvmlDeviceGetMemoryInfo(pynvml.nvmlDeviceGetHandleByIndex(gpu)).used / 2**20
+    except Exception:  # noqa: BLE001 -- not installed, no driver, no such device
+        return 0
 
 
 def held(slot):
