@@ -60,3 +60,6 @@ device = "auto"            # auto | cpu | cuda | cuda:1
 num_workers = 0            # DataLoader worker processes; 0 loads in the training process
 figure_every = 5           # a figure of the validation predictions in TensorBoard every this many evaluations; 0: none
 tensorboard = True         # `run` starts one TensorBoard over __result__ in the background (never under CI)
+notify = ""                # a shell command run (sh -c) when a run or a sweep ends, facts in RUNTAG_RUN, RUNTAG_STATUS,
+                           # RUNTAG_BEST, ... (docs/notify.md), e.g. 'notify-send "$RUNTAG_RUN $RUNTAG_STATUS"'
+notify_timeout = 30.0      # seconds a notify command may take before it is killed (the run's status never changes)

@@ -271,3 +271,30 @@ def test_con_queue_continues_an_interrupted_run(queued_project):
     got = record(project, "cont/0")
     assert got["status"] == "finished" and got["epoch"] == 10 and got["start"] == first["start"]
     assert got["queue"]["resume"] and got["queue"]["was"] == "interrupted"
+
+
+def test_a_sweep_queued_makes_each_run_once_and_returns(queued_project):
+    """sweep --queue: every combination queued at once, the command returns while they wait; a
+    second sweep --queue adds nothing (they are under way); once they ended, a plain sweep of the
+    tag runs nothing and builds the table of all three."""
+    project = queued_project
+    project.commit("code/sweeps/three.yaml", "default:\n  epochs: 1\n  data: tiny\n---\nlr: [1.0e-3, 2.0e-3, 3.0e-3]\n",
+                   "a sweep of 3")
+    held = [Held(project, "cpu-0"), Held(project, "cpu-1")]  # no run starts until released
+    out = ok(project.cli("sweep", "--queue", "--workers", "2", "sq", "code/sweeps/three.yaml"))
+    names = re.findall(r"runtag: (\S+) queued", out.stdout)
+    assert names == ["sq/0", "sq/1", "sq/2"] and "3 runs queued" in out.stdout, out.stdout
+    assert [status(project, name) for name in names] == ["queued"] * 3
+    again = ok(project.cli("sweep", "--queue", "--workers", "2", "sq", "code/sweeps/three.yaml")).stdout
+    assert "3 under way" in again and "0 to run" in again and not (project.root / "__result__/sq/3").exists()
+    for slot in held:
+        slot.release()
+    wait_for(lambda: ended(project, names), what="the sweep's queued runs")
+    assert [status(project, name) for name in names] == ["finished"] * 3
+    assert all(starts(project, name) == 1 for name in names)
+    done = ok(project.cli("sweep", "sq", "code/sweeps/three.yaml")).stdout
+    assert "3 finished already, 0 to run" in done, done
+    table = (project.root / "__statistic__/table/sweep-sq.csv").read_text().splitlines()
+    assert len(table) == 4, table  # a header, a row per run
+    assert_one_line_mistake(project.cli("sweep", "--queue", "sr", "code/sweeps/random.yaml"), "a search")
+    assert_one_line_mistake(project.cli("sweep", "--gpu-free-mb", "9", "sq", "code/sweeps/three.yaml"), "without --queue")

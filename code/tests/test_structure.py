@@ -10,11 +10,11 @@ UTILS = Path(__file__).resolve().parents[1] / "utils"
 # A new module goes where what it imports is below it; the test fails until it is placed.
 ORDER = """
     errors paths atomic runlock process slurm log signals hardware distributed snapshot overrides
-    schema runs amend notes jobs summary checkpoints positions checkpointing cadence tally settings predictions fullness gitrepo dependency
+    schema runs amend notes jobs summary checkpoints positions checkpointing cadence tally settings predictions fullness gitrepo notify dependency
     statistic.record statistic.survey statistic.title statistic.cells statistic.rows statistic.output statistic.confidence statistic.frame
     statistic.table statistic.scalars statistic
     recorder session runner tboard plot diff submit listing supervisor runqueue runqueue.slots runqueue.waiter runqueue.verb launch
-    sweep sweep.space sweep.plan sweep.job sweep.owner sweep.resume sweep.journal sweep.reconcile sweep.search sweep.drive sweep.local sweep.raypool sweep.slurmarray sweep.verb
+    sweep sweep.space sweep.plan sweep.job sweep.owner sweep.resume sweep.journal sweep.reconcile sweep.search sweep.drive sweep.queued sweep.local sweep.raypool sweep.slurmarray sweep.verb
     evaluation evaluation.entry evaluation.choice evaluation.child evaluation.workers evaluation.rayeval evaluation.slurmeval evaluation.verb
     cli
 """.split()

@@ -21,6 +21,8 @@ def check(cfg):
     """Validate a config dict (config.py plus overrides); cheap, imports no torch."""
     for key in CLOCK:
         cfg.setdefault(key, 0)
+    cfg.setdefault("notify", "")  # older config.py files: no notify (utils/notify.py)
+    cfg.setdefault("notify_timeout", 30.0)
     for key, value in cfg.items():
         if isinstance(value, str) and len(value) > MAX_VALUE:  # from a sweep file: the command line checks first
             bad(key, value, f"at most {MAX_VALUE} characters")
@@ -28,6 +30,9 @@ def check(cfg):
     number(cfg, "checkpoint_steps", "keep_checkpoints", "patience", low=0, whole=True)
     number(cfg, *CLOCK, low=0, whole=True)
     number(cfg, "checkpoint_copy_mb", low=0)
+    number(cfg, "notify_timeout", above=0)
+    if not isinstance(cfg["notify"], str):
+        bad("notify", cfg["notify"], "a shell command in quotes, or \"\" for none")
     if cfg.get("checkpoint_interval") is not None:  # None: by the writes' cost (utils/cadence.py)
         number(cfg, "checkpoint_interval", low=0)
     one_of(cfg, "best_mode", ("max", "min"))

@@ -7,13 +7,23 @@ import shutil
 import sys
 from contextlib import contextmanager
 
-from utils import atomic, checkpoints, process
+from utils import atomic, checkpoints, notify, process
 
 
 def execute(checkout, run, resume=False, nproc=None, args=None, threads=None):
-    """Start the checkout's main.py on the run's folder (see utils/process.py), wait, and set the
-    status its processes could not: stopped before Python could say so, killed outright (SIGKILL),
-    or a crashed DDP rank."""
+    """Start the checkout's main.py on the run's folder (see utils/process.py), wait, set the
+    status its processes could not, and tell the end to config `notify` (utils/notify.py): here,
+    where every end is seen once, whoever recorded it."""
+    try:
+        return supervise(checkout, run, resume, nproc, args, threads)
+    finally:
+        if run:
+            notify.run_ended(run, checkout)
+
+
+def supervise(checkout, run, resume, nproc, args, threads):
+    """main.py started and waited for; the status its processes could not record: stopped before
+    Python could say so, killed outright (SIGKILL), or a crashed DDP rank."""
     nodes = {"nnodes": args.nnodes, "node_rank": args.node_rank, "master": args.master} if args else {}
     nproc = process.processes(nproc)
     cmd = process.command(checkout, run and run.dir, resume, nproc, **nodes)
@@ -65,6 +75,7 @@ def report_name(run):
     or in the file a Slurm task names (utils/submit.py)."""
     fd = os.environ.pop("RUNTAG_NAME_FD", None)  # popped: main.py has no such descriptor
     if fd:
+        notify.BY_SWEEP.append(True)
         try:
             os.write(int(fd), f"{run}\n".encode())
             os.close(int(fd))

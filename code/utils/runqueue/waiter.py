@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from utils import paths, runlock, runs
+from utils import notify, paths, runlock, runs
 from utils.runqueue import slots
 
 POLL_S = 0.5  # how often it looks again for a free slot or an ended run it waits for
@@ -175,6 +175,7 @@ def cancel(run, reason="taken out of the queue (queue rm)"):
         print(f"runtag: {run} cancelled: {reason}", flush=True)
     finally:
         runlock.release(run.dir)
+    notify.run_ended(run)  # outside the lock: a slow notifier holds nothing
 
 
 def say(line):

@@ -18,6 +18,7 @@ its terminal, and a killed driver leaves no file behind.
     owner.py    one driver per sweep (a lock on __statistic__/sweep/<tag>.lock), and its closed terminal
     resume.py   what a repeat finds: runs still ending to wait for, finished ones, ones to continue
     drive.py    the jobs through a pool: START/DONE/FAIL lines, progress bar, Ctrl-C
+    queued.py   `sweep --queue`: each combination left made a queued run (utils/runqueue/), and return
     job.py      Job (a combination and its outcome), Child (one `run` subprocess that dies with us, followed)
     local.py    backend `local`: worker threads on this machine (--workers, --gpus, --per-gpu)
     raypool.py  backend `ray`: one Ray task per run (--address)

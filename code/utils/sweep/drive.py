@@ -3,7 +3,7 @@ run and a progress bar; Ctrl-C or SIGTERM stop the sweep."""
 import queue
 import sys
 
-from utils import overrides, process, runs
+from utils import notify, overrides, process, runs
 from utils.sweep.job import POLL_S
 
 
@@ -37,10 +37,20 @@ def drive(pool, jobs, cmd, total=None, search=None):
                 running.pop(id(job), None)
                 if search:
                     search.tell(job)
+                told(job)
             say(bar, line(kind, job))
             if kind == "end":
                 bar.update()
     return bool(signalled)
+
+
+def told(job):
+    """An interrupted run of the sweep is told here, not by its launcher (utils/notify.py): only
+    now is it known whether the pruner stopped it (search.tell made it `pruned`)."""
+    if job.name:
+        record = runs.Run.parse(job.name).read()
+        if record and record.get("status") in ("interrupted", "pruned"):
+            notify.run_ended(runs.Run.parse(job.name), record=record)
 
 
 def line(kind, job):

@@ -40,26 +40,32 @@ def alive(tag, wanted):
             if queue.get(str(record.get("slurm_job_id"))) not in (*slurm.WAITING, *slurm.RUNNING)]
 
 
-def to_run(tag, combinations, wait=True):
+def to_run(tag, combinations, wait=True, under_way=("queued",)):
     """The Jobs of the combinations without a finished run under the tag, announced in one line;
-    a job that continues a run has its name and `resume`. `wait`: settle first (not for --dry-run)."""
+    a job that continues a run has its name and `resume`. `wait`: settle first (not for --dry-run).
+    A combination whose run has a status of `under_way` is not run again: a queued run waits for
+    the queue's waiter (utils/runqueue/); `sweep --queue` adds `running`, as it waits for nothing."""
     if wait:
         settle(tag, combinations)
-    finished, left = {}, {}
+    finished, left, waiting = {}, {}, set()
     for run, record in runs.records(runs.of(tag)):
         status = runs.status(record) if key(record) is not None else None
         if status == "finished":
             finished.setdefault(key(record), []).append(str(run))
+        elif status in under_way:
+            waiting.add(key(record))
         elif status in CONTINUED and checkpoints.files(run.checkpoints):
             left[key(record)] = str(run)  # the newest of a combination's, if several
     jobs = []
     for combination in combinations:
         name = overrides.canonical(combination)
-        if name not in finished:
+        if name not in finished and name not in waiting:
             jobs.append(Job(combination, name=left.get(name), resume=name in left))
     going_on = [job.name for job in jobs if job.resume]
+    busy = sum(overrides.canonical(c) in waiting and overrides.canonical(c) not in finished for c in combinations)
     print(f"runtag: sweep {tag}: {len(combinations)} combinations, "
-          f"{len(combinations) - len(jobs)} finished already, {len(jobs)} to run"
+          f"{len(combinations) - len(jobs) - busy} finished already, "
+          + (f"{busy} under way ({'/'.join(under_way)}), " if busy else "") + f"{len(jobs)} to run"
           + (f" ({len(going_on)} continued: {', '.join(going_on)})" if going_on else ""), flush=True)
     return jobs
 

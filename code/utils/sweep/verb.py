@@ -4,12 +4,13 @@ list sweep-<tag> and its table."""
 import importlib
 import re
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from utils import gitrepo, overrides, paths, runs
+from utils import gitrepo, notify, overrides, paths, runs
 from utils.errors import UserError
-from utils.sweep import owner, plan, resume, space
+from utils.sweep import owner, plan, queued, resume, space
 from utils.sweep.drive import drive
 
 BACKENDS = {"local": "utils.sweep.local", "ray": "utils.sweep.raypool", "slurm": "utils.sweep.slurmarray"}  # name: module (see __init__.py)
@@ -24,6 +25,9 @@ def add_sweep(p):
     p.add_argument("--workers", type=int, metavar="N", help="runs at once without GPUs (default 1)")
     p.add_argument("--gpus", metavar="IDS", help="GPU ids, e.g. 0,1,2,3: each run sees one as CUDA_VISIBLE_DEVICES")
     p.add_argument("--per-gpu", type=int, metavar="K", help="runs at once on each GPU (default 1)")
+    p.add_argument("--queue", action="store_true",
+                   help="queue each combination as `run --queue` does (its slots: --workers or --gpus) and return")
+    p.add_argument("--gpu-free-mb", type=int, metavar="MB", help="with --queue --gpus: a GPU is free below this memory")
     p.add_argument("--dry-run", action="store_true",
                    help="print the combinations that would run; run nothing (any file: uncommitted, outside code/)")
     p.add_argument("--wait", action="store_true",
@@ -42,6 +46,7 @@ def add_sweep(p):
 def sweep(args):
     gpus = check_flags(args)
     combinations = plan.load(args.file, overrides.load_config())
+    queued.check(args, isinstance(combinations, space.Search))
     if isinstance(combinations, space.Search):
         return searching(args, gpus, combinations)
     if args.trials is not None:
@@ -57,6 +62,8 @@ def sweep(args):
 
 def grid(args, gpus, combinations, repo, head):
     """The sweep's own: what is left after what earlier sweeps left, run, and the summary."""
+    if args.queue:
+        return queued.submit(args, resume.to_run(args.tag, combinations, wait=False, under_way=queued.UNDER_WAY))
     jobs = resume.to_run(args.tag, combinations)
     chosen = backend(args.backend)
     if jobs and hasattr(chosen, "submit_runs"):  # handed to a scheduler: this command does not wait
@@ -65,9 +72,12 @@ def grid(args, gpus, combinations, repo, head):
     if jobs:
         pool = chosen.Pool(args, gpus)
         gitrepo.ensure_tag(repo, args.tag, head)  # here, once: concurrent runs would race to create it
+        began = time.monotonic()
         stopped = drive(pool, jobs, lambda job: command(args, job))
     failed = [job for job in jobs if job.rc not in (None, 0)]  # None: never started, the sweep was stopped
     summarise(args.tag, combinations, failed)
+    if jobs:
+        notify.sweep_ended(args.tag, [job.name for job in jobs if job.rc is not None], stopped, time.monotonic() - began)
     return 130 if stopped else 1 if failed else 0
 
 
@@ -115,8 +125,11 @@ def search_owned(args, gpus, found, budget, repo, head):
     if study and study.todo:
         pool = backend(args.backend).Pool(args, gpus)
         gitrepo.ensure_tag(repo, args.tag, head)
-        stopped = drive(pool, study.jobs(), lambda job: command(args, job), total=study.todo, search=study)
+        began, asked = time.monotonic(), []
+        jobs = (asked.append(job) or job for job in study.jobs())  # kept: the sweep's word names its runs
+        stopped = drive(pool, jobs, lambda job: command(args, job), total=study.todo, search=study)
         failed = study.failed
+        notify.sweep_ended(args.tag, [job.name for job in asked if job.rc is not None], stopped, time.monotonic() - began)
     names = search.runs_of(args.tag, found)
     print(f"runtag: search {args.tag}: {len(names)} of {budget} trials finished or pruned", flush=True)
     if names:
