@@ -56,6 +56,7 @@ checkpoint_interval = None # ... as often as a write costs at most 1% of the tra
 checkpoint_copy_mb = 256   # a state up to this size is copied to host memory and written in the background; a larger
                            # one is written from the live state while training waits (no second copy in memory)
 keep_checkpoints = 2       # checkpoint files kept besides last and best; 0 keeps them all
+keep_checkpoints_done = None  # at a finished run's end, files kept besides last and best (0: just those); None: as is
 device = "auto"            # auto | cpu | cuda | cuda:1
 num_workers = 0            # DataLoader worker processes; 0 loads in the training process
 figure_every = 5           # a figure of the validation predictions in TensorBoard every this many evaluations; 0: none

@@ -13,7 +13,7 @@ ORDER = """
     schema runs amend notes jobs summary checkpoints positions checkpointing cadence tally settings predictions fullness gitrepo notify dependency
     statistic.record statistic.survey statistic.title statistic.cells statistic.rows statistic.output statistic.confidence statistic.frame
     statistic.table statistic.scalars statistic
-    recorder session runner tboard plot diff submit listing supervisor runqueue runqueue.slots runqueue.waiter runqueue.verb launch
+    recorder session runner tboard plot diff submit listing supervisor runqueue runqueue.slots runqueue.waiter runqueue.verb housekeeping housekeeping.usage housekeeping.listed housekeeping.collect housekeeping.trash housekeeping.staging housekeeping.archive housekeeping.merge launch
     sweep sweep.space sweep.plan sweep.job sweep.owner sweep.resume sweep.journal sweep.reconcile sweep.search sweep.drive sweep.queued sweep.local sweep.raypool sweep.slurmarray sweep.verb
     evaluation evaluation.entry evaluation.choice evaluation.child evaluation.workers evaluation.rayeval evaluation.slurmeval evaluation.verb
     cli
@@ -23,7 +23,8 @@ RANK = {f"utils.{name}": n for n, name in enumerate(ORDER)}
 # The run folder's names; `__statistic__/tensorboard/` and its `log` are TensorBoard's own folder.
 LAYOUT = {"statistic.json", "checkpoint", "tensorboard", "log", ".reserve", "epoch_last.pth", "epoch_best.pth",
           ".expls.json"}  # a tag folder's summary (utils/summary.py)
-ELSEWHERE = {("tboard", "tensorboard"), ("tboard", "log"), ("sweep.space", "log")}  # space: int(..., log=true)
+ELSEWHERE = {("tboard", "tensorboard"), ("tboard", "log"), ("sweep.space", "log"),  # space: int(..., log=true)
+             ("housekeeping.usage", "tensorboard"), ("housekeeping.usage", "log")}  # du's kinds: names shown, not paths
 
 
 def modules():

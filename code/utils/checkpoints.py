@@ -64,6 +64,36 @@ def prune(directory, keep):
         p.unlink()
 
 
+def removable(directory, keep=("best", "last"), others=0):
+    """What `gc` (or keep_checkpoints_done at a run's end) removes: every file but those the kept
+    links name and the `others` newest besides, the links then naming nothing, killed writes'
+    temporaries. Only for a folder no process writes (the run's lock held or ended)."""
+    links = {"best": BEST, "last": LAST}
+    pinned = {os.readlink(directory / links[k]) for k in keep if (directory / links[k]).is_symlink()}
+    gone = [p for p in files(directory) if p.name not in pinned][others:]
+    names = {p.name for p in gone}
+    dangling = [directory / n for n in (LAST, BEST) if (directory / n).is_symlink()
+                and os.readlink(directory / n) in names]
+    return gone + dangling + sorted(directory.glob(".*.tmp"))
+
+
+def note_removed(record, names, freed, when):
+    """The record's `gc` field after removing `names` (freeing `freed` bytes): every file gc ever
+    removed, the bytes, the last time; `con` and `eval` name it when a file they want is gone."""
+    done = record.get("gc") if isinstance(record.get("gc"), dict) else {}
+    record["gc"] = {"removed": sorted(set(done.get("removed") or []) | set(names)),
+                    "freed_bytes": int(done.get("freed_bytes") or 0) + freed, "at": when}
+    return record
+
+
+def removed_said(record):
+    """` (gc removed its checkpoints but epoch_best.pth on 2026-...)`, or "" if gc never did."""
+    done = (record or {}).get("gc")
+    if not isinstance(done, dict):
+        return ""
+    return f" (`gc` removed {len(done.get('removed') or [])} of its checkpoint files on {done.get('at', '?')})"
+
+
 def files(directory):
     """The folder's checkpoint files, newest position first."""
     if not directory.is_dir():

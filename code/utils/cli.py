@@ -31,12 +31,19 @@ VERBS = {  # verb: (module, function, one line of help)
     "eval": ("utils.evaluation.verb", "evaluate", "score ended runs' checkpoints again, into their records (shell: expeval)"),
     "note": ("utils.notes", "note", "add a line to a run's notes, or print them"),
     "queue": ("utils.runqueue.verb", "queue", "the runs `run --queue` made that wait for a slot; `queue rm RUN`"),
+    "du": ("utils.housekeeping.usage", "du", "disk use per run and tag: checkpoints, TensorBoard, log (shell: expdu)"),
+    "gc": ("utils.housekeeping.collect", "gc", "remove finished runs' checkpoints but best and last (shell: expgc)"),
+    "rm": ("utils.housekeeping.trash", "remove", "remove runs into __result__/.trash/; --undo, --purge (shell: exprm)"),
+    "archive": ("utils.housekeeping.archive", "archive", "runs into one compressed file (shell: exparchive)"),
+    "unarchive": ("utils.housekeeping.archive", "unarchive", "the runs of an archive back (shell: expunarchive)"),
+    "import": ("utils.housekeeping.merge", "import_runs", "runs made in another clone, merged in (shell: expimport)"),
 }
 SHELL = {  # shell function: the verb it runs. Not `continue` nor `eval` (shell builtins) nor `diff` (diff(1)).
     "run": "run", "con": "continue", "rerun": "rerun", "re": "rerun", "sweep": "sweep",
     "record": "record", "title": "title", "table": "table", "plot": "plot", "expdiff": "diff",
     "itb": "itb", "expls": "expls", "expels": "expels", "expeval": "eval", "note": "note",
-    "queue": "queue",
+    "queue": "queue", "expdu": "du", "expgc": "gc", "exprm": "rm", "exparchive": "archive",
+    "expunarchive": "unarchive", "expimport": "import",  # exp*: du(1), rm(1), import(1) stay the system's
 }
 SHOWN = {verb: name for name, verb in reversed(SHELL.items())}  # messages name what the shell runs: `con`
 

@@ -199,7 +199,8 @@ def con(args):
     # Any epoch file, not only what epoch_last names: main.py goes on from the newest that loads
     # (loading is not for here: gigabytes, and torch's import) and refuses, status kept, if none does.
     if not checkpoints.files(run.checkpoints):
-        raise UserError(f"{run} has no checkpoint to continue from", f"`rerun {run}` to start it again")
+        raise UserError(f"{run} has no checkpoint to continue from{checkpoints.removed_said(record)}",
+                        f"`rerun {run}` to start it again")
     atomic.check_writable(run.dir, run.checkpoints, run.tensorboard)  # read-only: one line, before main.py
     for tmp in run.dir.glob(f".{runs.RECORD}.*.tmp"):  # a record write killed mid-way; the lock is ours
         tmp.unlink(missing_ok=True)

@@ -80,7 +80,23 @@ def run_to_end(train, session, rec):
         rec.fail()
         return 1
     rec.finish("finished", {f"test/{k}": float(v) for k, v in (metrics or {}).items()})
+    trim(session, rec)
     return 0
+
+
+def trim(session, rec):
+    """Config keep_checkpoints_done = N: a finished run keeps best, last and N more checkpoint
+    files, as `gc` would leave it, its record's `gc` saying what went (every write is done)."""
+    keep = getattr(session.args, "keep_checkpoints_done", None)
+    if keep is None or not rec.active:
+        return
+    from utils import checkpoints
+    plan = checkpoints.removable(rec.run.checkpoints, others=keep)
+    files = [p for p in plan if not p.is_symlink() and checkpoints.position(p.name)]
+    freed = sum(p.stat().st_size for p in files)
+    rec.run.write(checkpoints.note_removed(rec.record, [p.name for p in files], freed, runs.now()))
+    for path in plan:
+        path.unlink(missing_ok=True)
 
 
 def stopped_peer(session):

@@ -21,6 +21,7 @@ def check(cfg):
     """Validate a config dict (config.py plus overrides); cheap, imports no torch."""
     for key in CLOCK:
         cfg.setdefault(key, 0)
+    cfg.setdefault("keep_checkpoints_done", None)  # older config.py files (utils/runner.py trim)
     cfg.setdefault("notify", "")  # older config.py files: no notify (utils/notify.py)
     cfg.setdefault("notify_timeout", 30.0)
     for key, value in cfg.items():
@@ -33,6 +34,8 @@ def check(cfg):
     number(cfg, "notify_timeout", above=0)
     if not isinstance(cfg["notify"], str):
         bad("notify", cfg["notify"], "a shell command in quotes, or \"\" for none")
+    if cfg["keep_checkpoints_done"] is not None:
+        number(cfg, "keep_checkpoints_done", low=0, whole=True)
     if cfg.get("checkpoint_interval") is not None:  # None: by the writes' cost (utils/cadence.py)
         number(cfg, "checkpoint_interval", low=0)
     one_of(cfg, "best_mode", ("max", "min"))

@@ -79,7 +79,8 @@ def ready(run, file, name, split, force):
     alive(run, record)
     path = run.checkpoints / file
     if not os.path.exists(path):  # a link to a file gone counts as none
-        raise UserError(f"{run} has no checkpoint {file}", f"see `ls {path.parent}` for the ones it has")
+        raise UserError(f"{run} has no checkpoint {file}{checkpoints.removed_said(record)}",
+                        f"see `ls {path.parent}` for the ones it has")
     entry.refuse_taken(run, record, name, split, force)
     return record
 
