@@ -160,6 +160,8 @@ def test_a_tag_here_on_another_commit_is_left_and_the_commit_fetched(clones):
     assert c.git("rev-parse", "only^{commit}") == own  # never moved
     c.git("cat-file", "-e", f"{theirs}^{{commit}}")
     assert c.record("only", 0)["commit"] == theirs
+    again = ok(c.cli("rerun", "-f", "only/0"))  # the commit it ran, not the one the tag marks here
+    assert f"reruns only/0 at {theirs[:10]}" in again.stdout, again.stdout
 
 
 def many(a, root, n):

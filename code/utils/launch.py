@@ -231,7 +231,9 @@ def rerun(args):
         return execute(paths.root(), None, nproc=args.nproc, args=args)
     repo = gitrepo.open_repo()
     old, source = runs.one(args.spec, choose=lambda found: found[0])  # a bare tag: its first run
-    commit = gitrepo.tag_commit(repo, old.tag) or source["commit"]
+    # an imported run whose tag here marks another commit ran its own (housekeeping/merge.py fetched it)
+    imported = source.get("commit") if source.get("imported_from") else None
+    commit = imported or gitrepo.tag_commit(repo, old.tag) or source["commit"]
     gitrepo.require_commit(repo, commit, str(old))
     if params is not None:
         argv = ["rerun", *(["-f"] if args.f else []), *(["--nproc", str(args.nproc)] if args.nproc else []), str(old)]
