@@ -20,8 +20,8 @@ def add_du(p):
 
 
 def du(args):
-    found = runs.resolve(args.specs) if args.specs else [run for tag in runs.tags() for run in runs.of(tag)]
-    sizes = [(run, measure(run.dir)) for run in found]
+    found = [(run, str(run.dir)) for run in runs.resolve(args.specs)] if args.specs else every_run()
+    sizes = [(run, measure(folder)) for run, folder in found]
     show = (lambda n: str(n)) if args.bytes else human
     rows = lines(args.by, sizes)
     total = {kind: sum(size[kind] for _, size in sizes) for kind in KINDS}
@@ -48,6 +48,21 @@ def lines(by, sizes):
     return sorted(grouped.items(), key=lambda row: -sum(row[1].values()))
 
 
+def every_run():
+    """[(Run, its folder)] of every run, from one scandir of __result__ and one of each tag's folder
+    (what runs.tags() and runs.of() would find, without a Path per run)."""
+    found = []
+    for tag in runs.tags():
+        base = f"{paths.results()}/{tag}"
+        try:
+            with os.scandir(base) as entries:
+                ids = sorted(int(e.name) for e in entries if runs.is_id(e.name) and is_dir(e))
+        except OSError:
+            continue
+        found += [(runs.Run(tag, id), f"{base}/{id}") for id in ids]
+    return found
+
+
 def measure(folder):
     """{kind: bytes} of one run folder: its checkpoint/ and tensorboard/ trees, its log, the rest."""
     size = dict.fromkeys(KINDS, 0)
@@ -62,12 +77,19 @@ def measure(folder):
 
 
 def tree(path):
-    """The bytes of the files under a folder, links not followed."""
+    """The bytes of the files under a folder, links not followed (d_type says which is which:
+    a stat only for each file)."""
     total = 0
     try:
         with os.scandir(path) as entries:
             for entry in entries:
-                total += tree(entry.path) if is_dir(entry) else file_size(entry)
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        total += tree(entry.path)
+                    elif entry.is_file(follow_symlinks=False):
+                        total += entry.stat(follow_symlinks=False).st_size
+                except OSError:
+                    pass  # gone meanwhile
     except OSError:
         pass
     return total
