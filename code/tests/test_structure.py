@@ -13,7 +13,7 @@ ORDER = """
     schema runs amend notes jobs summary checkpoints positions checkpointing cadence tally settings predictions fullness gitrepo notify dependency
     statistic.record statistic.survey statistic.title statistic.cells statistic.rows statistic.output statistic.confidence statistic.frame
     statistic.table statistic.scalars statistic
-    recorder session runner tboard plot diff submit listing supervisor runqueue runqueue.slots runqueue.waiter runqueue.verb housekeeping housekeeping.usage housekeeping.listed housekeeping.collect housekeeping.trash housekeeping.carried housekeeping.staging housekeeping.archive housekeeping.merge launch
+    recorder session runner tboard plot diff submit listing supervisor runqueue runqueue.slots runqueue.waiter runqueue.verb housekeeping housekeeping.usage housekeeping.listed housekeeping.collect housekeeping.trashed housekeeping.trash housekeeping.carried housekeeping.staging housekeeping.archive housekeeping.merge launch
     sweep sweep.space sweep.plan sweep.job sweep.owner sweep.resume sweep.journal sweep.reconcile sweep.search sweep.drive sweep.queued sweep.local sweep.raypool sweep.slurmarray sweep.verb
     evaluation evaluation.entry evaluation.choice evaluation.child evaluation.workers evaluation.rayeval evaluation.slurmeval evaluation.verb
     cli

@@ -8,7 +8,6 @@ its tag's commit) and the run as `run/`. The steps around the rename (the entry 
 lines taken out; for an undo, put back) are redone by the next `rm` when a kill cut them short
 (settle()). A purge renames an entry to `.purging-...` before it deletes it.
 """
-import json
 import os
 import shutil
 import sys
@@ -17,9 +16,9 @@ import time
 from utils import atomic, gitrepo, paths, runlock, runs
 from utils.errors import UserError
 from utils.housekeeping import listed
+from utils.housekeeping.trashed import MANIFEST, RUN, PURGING, entries, finish_back, finish_out, settle, trash
 from utils.housekeeping.usage import human, tree
 
-MANIFEST, RUN, PURGING = "trash.json", "run", ".purging-"
 
 
 def add_remove(p):
@@ -98,11 +97,6 @@ def move_out(run):
     tidy_tag(run.tag)
 
 
-def finish_out(entry, manifest):
-    listed.take_out(manifest["name"], manifest["lists"])
-    atomic.write_json(entry / MANIFEST, {**manifest, "lists_done": True})
-
-
 def undo(spec):
     tag, _, id = spec.partition("/")
     chosen = [(e, m) for e, m in entries() if m["name"] == spec or (not id and m["name"].split("/")[0] == tag)]
@@ -126,20 +120,6 @@ def bring_back(entry, manifest):
     atomic.write_json(entry / MANIFEST, {**manifest, "undo_to": str(target)})
     os.rename(entry / RUN, target.dir)
     return finish_back(entry, {**manifest, "undo_to": str(target)})
-
-
-def finish_back(entry, manifest):
-    target = runs.Run.parse(manifest["undo_to"])
-    if str(target) != manifest["name"]:  # renumbered: the record names its new id
-        record = target.read()
-        if record and record.get("id") != target.id:
-            target.write({**record, "id": target.id, "renumbered_from": manifest["name"]})
-    listed.put_back(str(target), manifest["lists"])
-    repo = gitrepo.open_repo()
-    if manifest.get("tag_commit") and not gitrepo.tag_commit(repo, target.tag):
-        repo.git.tag(target.tag, manifest["tag_commit"])  # `rm --tag` deleted it
-    shutil.rmtree(entry)
-    return target
 
 
 def untag(tags):
@@ -178,50 +158,3 @@ def show(found):
         print(f"  {manifest['name']}  removed {manifest['removed']}  {human(tree(entry))}")
     print(f"runtag: {len(found)} removed runs in __result__/.trash")
     return 0
-
-
-def trash():
-    base = paths.results() / ".trash"
-    base.mkdir(parents=True, exist_ok=True)
-    return base
-
-
-def entries():
-    """[(entry folder, manifest)] of the runs in the trash, oldest first."""
-    base = paths.results() / ".trash"
-    found = []
-    for entry in sorted(base.iterdir()) if base.is_dir() else []:
-        if not entry.name.startswith(".") and (entry / RUN).is_dir():
-            found.append((entry, manifest_of(entry)))
-    return [(e, m) for e, m in found if m]
-
-
-def manifest_of(entry):
-    """The entry's trash.json, or None when it is missing or damaged."""
-    try:
-        manifest = json.loads((entry / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return None
-    return manifest if isinstance(manifest, dict) and isinstance(manifest.get("name"), str) else None
-
-
-def settle():
-    """What a kill left between the steps: a half-made or purged entry goes, an undo or a removal
-    whose list lines were not yet edited is finished."""
-    base = paths.results() / ".trash"
-    for entry in sorted(base.iterdir()) if base.is_dir() else []:
-        if not entry.is_dir() or entry.is_symlink():
-            continue
-        manifest = manifest_of(entry)
-        if entry.name.startswith((".new-", PURGING)) or not manifest:
-            shutil.rmtree(entry, ignore_errors=True)
-        elif manifest.get("undo_to") and not (entry / RUN).exists():
-            finish_back(entry, manifest)
-        elif manifest.get("undo_to"):  # killed before its rename: the folder it had claimed goes
-            claimed = runs.Run.parse(manifest["undo_to"]).dir
-            if claimed.is_dir() and not any(claimed.iterdir()):
-                claimed.rmdir()
-        elif not (entry / RUN).exists():
-            shutil.rmtree(entry, ignore_errors=True)
-        elif not manifest.get("lists_done"):
-            finish_out(entry, manifest)
