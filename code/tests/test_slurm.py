@@ -227,12 +227,12 @@ def test_con_and_rerun_as_jobs(project):
 def test_after_waits_through_a_slurm_dependency(project):
     """`run --slurm --after TAG --after-ok`: the job is submitted at once with Slurm's own
     dependency on the jobs of TAG (still pending: no record yet), and starts only after they ended."""
-    first = submitted(ok(project.cli("run", "--slurm", "--time", "10", "pre", "epochs=2", env={**ENV, "STEP_SLEEP": "0.1"})))
-    out = ok(project.cli("run", "--slurm", "--time", "10", "--after", "pre", "--after-ok", "tune", "epochs=1", env=ENV))
+    first = submitted(ok(project.cli("run", "--slurm", "--time", "10", "pretrain", "epochs=2", env={**ENV, "STEP_SLEEP": "0.1"})))
+    out = ok(project.cli("run", "--slurm", "--time", "10", "--after", "pretrain", "--after-ok", "finetune", "epochs=1", env=ENV))
     second = submitted(out)
     shown = subprocess.run(["scontrol", "show", "job", second], capture_output=True, text=True).stdout
     assert re.search(rf"Dependency=afterok:{first}\b", shown), shown
-    pre, tune = finished(project, "pre", 0), finished(project, "tune", 0)
+    pre, tune = finished(project, "pretrain", 0), finished(project, "finetune", 0)  # tags of their own: the module's `pre` is another test's
     assert tune["slurm_job_id"] == second and pre["slurm_job_id"] == first
     assert datetime.fromisoformat(tune["start"]) >= datetime.fromisoformat(pre["end"])  # not before the first ended
     mistake = project.cli("run", "--slurm", "--time", "10", "--after", "nosuch", "never", "epochs=1", env=ENV)
