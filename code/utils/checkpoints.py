@@ -58,36 +58,48 @@ def prune(directory, keep):
     """Remove old checkpoint files beyond `keep`; what last and best point at always stays."""
     if keep <= 0:
         return
-    pinned = {os.readlink(directory / n) for n in (LAST, BEST) if (directory / n).is_symlink()}
-    others = [p for p in files(directory) if p.name not in pinned]
-    for p in others[keep:]:
+    for p in unpinned(directory)[keep:]:
         p.unlink()
+
+
+def unpinned(directory, keep=(LAST, BEST)):
+    """The checkpoint files that none of the links `keep` points at, newest first."""
+    pinned = {os.readlink(directory / n) for n in keep if (directory / n).is_symlink()}
+    return [p for p in files(directory) if p.name not in pinned]
 
 
 def removable(directory, keep=("best", "last"), others=0):
     """What `gc` (or keep_checkpoints_done at a run's end) removes: every file but those the kept
     links name and the `others` newest besides, the links then naming nothing, killed writes'
     temporaries. Only for a folder no process writes (the run's lock held or ended)."""
-    links = {"best": BEST, "last": LAST}
-    pinned = {os.readlink(directory / links[k]) for k in keep if (directory / links[k]).is_symlink()}
-    gone = [p for p in files(directory) if p.name not in pinned][others:]
+    gone = unpinned(directory, [{"best": BEST, "last": LAST}[k] for k in keep])[others:]
     names = {p.name for p in gone}
     dangling = [directory / n for n in (LAST, BEST) if (directory / n).is_symlink()
                 and os.readlink(directory / n) in names]
     return gone + dangling + sorted(directory.glob(".*.tmp"))
 
 
-def note_removed(record, names, freed, when):
-    """The record's `gc` field after removing `names` (freeing `freed` bytes): every file gc ever
-    removed, the bytes, the last time; `con` and `eval` name it when a file they want is gone."""
+def noted(record, plan, when):
+    """The record with its `gc` field after removing `plan` (removable()'s paths): every checkpoint
+    file gc ever removed, the bytes freed, the last time; `con` and `eval` name it when a file they
+    want is gone. Written before the files go, so a kill leaves no file gone that it does not name."""
+    names = [p.name for p in plan if not p.is_symlink() and position(p.name)]
     done = record.get("gc") if isinstance(record.get("gc"), dict) else {}
     record["gc"] = {"removed": sorted(set(done.get("removed") or []) | set(names)),
-                    "freed_bytes": int(done.get("freed_bytes") or 0) + freed, "at": when}
+                    "freed_bytes": int(done.get("freed_bytes") or 0) + sum(map(size_of, plan)), "at": when}
     return record
 
 
+def size_of(path):
+    """A file's bytes; a link's, or a file gone meanwhile, none."""
+    try:
+        return 0 if path.is_symlink() else path.stat().st_size
+    except OSError:
+        return 0
+
+
 def removed_said(record):
-    """` (gc removed its checkpoints but epoch_best.pth on 2026-...)`, or "" if gc never did."""
+    """` (`gc` removed 3 of its checkpoint files on 2026-...)`, or "" if gc never did."""
     done = (record or {}).get("gc")
     if not isinstance(done, dict):
         return ""

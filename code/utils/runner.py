@@ -92,9 +92,7 @@ def trim(session, rec):
         return
     from utils import checkpoints
     plan = checkpoints.removable(rec.run.checkpoints, others=keep)
-    files = [p for p in plan if not p.is_symlink() and checkpoints.position(p.name)]
-    freed = sum(p.stat().st_size for p in files)
-    rec.run.write(checkpoints.note_removed(rec.record, [p.name for p in files], freed, runs.now()))
+    rec.run.write(checkpoints.noted(rec.record, plan, runs.now()))
     for path in plan:
         path.unlink(missing_ok=True)
 

@@ -59,7 +59,7 @@ def plan_of(run, keep, all_status):
     status = runs.status(record) if record else None
     if status in (None, "running", "queued", "pending") or (status not in DONE and not all_status):
         return []
-    return [(path, size_of(path)) for path in checkpoints.removable(run.checkpoints, keep)]
+    return [(path, checkpoints.size_of(path)) for path in checkpoints.removable(run.checkpoints, keep)]
 
 
 def removed(run, keep, all_status):
@@ -72,17 +72,10 @@ def removed(run, keep, all_status):
     try:
         plan = plan_of(run, keep, all_status)
         if plan:
-            files = [path.name for path, _ in plan if not path.is_symlink() and checkpoints.position(path.name)]
-            run.write(checkpoints.note_removed(run.read(), files, sum(size for _, size in plan), runs.now()))
+            run.write(checkpoints.noted(run.read(), [path for path, _ in plan], runs.now()))
             for path, _ in plan:
                 path.unlink(missing_ok=True)
         return plan
     finally:
         runlock.release(run.dir)
 
-
-def size_of(path):
-    try:
-        return 0 if path.is_symlink() else path.stat().st_size
-    except OSError:
-        return 0
