@@ -67,32 +67,32 @@ def measure(folder):
     """{kind: bytes} of one run folder: its checkpoint/ and tensorboard/ trees, its log, the rest."""
     size = dict.fromkeys(KINDS, 0)
     try:
-        entries = list(os.scandir(folder))
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                size[KIND_OF.get(entry.name, "other")] += bytes_of(entry)
     except OSError:
-        return size  # removed meanwhile, or unreadable: nothing to count
-    for entry in entries:
-        kind = KIND_OF.get(entry.name, "other")
-        size[kind] += tree(entry.path) if is_dir(entry) else file_size(entry)
+        pass  # removed meanwhile, or unreadable: nothing more to count
     return size
 
 
 def tree(path):
-    """The bytes of the files under a folder, links not followed (d_type says which is which:
-    a stat only for each file)."""
-    total = 0
+    """The bytes of the files under a folder, links not followed."""
     try:
         with os.scandir(path) as entries:
-            for entry in entries:
-                try:
-                    if entry.is_dir(follow_symlinks=False):
-                        total += tree(entry.path)
-                    elif entry.is_file(follow_symlinks=False):
-                        total += entry.stat(follow_symlinks=False).st_size
-                except OSError:
-                    pass  # gone meanwhile
+            return sum(map(bytes_of, entries))
     except OSError:
-        pass
-    return total
+        return 0
+
+
+def bytes_of(entry):
+    """A directory entry's bytes: a folder's files, a file's own, a link's none (d_type says which
+    is which: a stat only for each file)."""
+    try:
+        if entry.is_dir(follow_symlinks=False):
+            return tree(entry.path)
+        return entry.stat(follow_symlinks=False).st_size if entry.is_file(follow_symlinks=False) else 0
+    except OSError:
+        return 0  # gone meanwhile
 
 
 def is_dir(entry):
@@ -100,13 +100,6 @@ def is_dir(entry):
         return entry.is_dir(follow_symlinks=False)
     except OSError:
         return False
-
-
-def file_size(entry):
-    try:
-        return entry.stat(follow_symlinks=False).st_size if entry.is_file(follow_symlinks=False) else 0
-    except OSError:
-        return 0
 
 
 def human(n):
