@@ -28,18 +28,25 @@ def check(args, search):
 
 def submit(args, jobs):
     """Each job a queued run (`run --queue`, or `continue --queue` of an interrupted one), in order."""
+    verbs = {"continue": (parser("continue", launch.add_con), launch.con),
+             "run": (parser("run", launch.add_run), launch.run)}
     for job in jobs:
-        verb, add, argv = ("continue", launch.add_con, [job.name]) if job.resume else \
-            ("run", launch.add_run, [*(["-f"] if args.f else []), args.tag, *overrides.words(job.overrides)])
+        verb, argv = ("continue", [job.name]) if job.resume else \
+            ("run", [*(["-f"] if args.f else []), args.tag, *overrides.words(job.overrides)])
         argv = ["--queue", *slot_flags(args), *argv]
-        parser = argparse.ArgumentParser(prog=verb)
-        add(parser)
-        parsed = parser.parse_intermixed_args(argv)
+        made, start = verbs[verb]
+        parsed = made.parse_intermixed_args(argv)
         parsed.command = " ".join([verb, *argv])  # recorded, as the command line would be
-        (launch.con if job.resume else launch.run)(parsed)
+        start(parsed)
     print(f"runtag: sweep {args.tag}: {len(jobs)} runs queued; `queue` lists them, and `sweep {args.tag} "
           f"{args.file}` once they ended builds its table", flush=True)
     return 0
+
+
+def parser(verb, add):
+    made = argparse.ArgumentParser(prog=verb)
+    add(made)
+    return made
 
 
 def slot_flags(args):

@@ -56,13 +56,16 @@ def to_run(tag, combinations, wait=True, under_way=("queued",)):
             waiting.add(key(record))
         elif status in CONTINUED and checkpoints.files(run.checkpoints):
             left[key(record)] = str(run)  # the newest of a combination's, if several
-    jobs = []
+    jobs, busy = [], 0
     for combination in combinations:
         name = overrides.canonical(combination)
-        if name not in finished and name not in waiting:
+        if name in finished:
+            continue
+        if name in waiting:
+            busy += 1
+        else:
             jobs.append(Job(combination, name=left.get(name), resume=name in left))
     going_on = [job.name for job in jobs if job.resume]
-    busy = sum(overrides.canonical(c) in waiting and overrides.canonical(c) not in finished for c in combinations)
     print(f"runtag: sweep {tag}: {len(combinations)} combinations, "
           f"{len(combinations) - len(jobs) - busy} finished already, "
           + (f"{busy} under way ({'/'.join(under_way)}), " if busy else "") + f"{len(jobs)} to run"
