@@ -13,8 +13,7 @@ import sys
 import tempfile
 
 from utils import overrides, paths, runs
-
-TIMEOUT_S = 30
+from utils.settings import NOTIFY_TIMEOUT_S as TIMEOUT_S
 BY_SWEEP = []  # non-empty in a `run` a local or Ray sweep started (supervisor.report_name)
 NAME_FD = "RUNTAG_NAME_FD"  # ... or in its `continue`: the sweep's pipe is in the environment (sweep/job.py)
 

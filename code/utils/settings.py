@@ -15,6 +15,7 @@ from utils.process import gpus
 
 DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
 CLOCK = ("max_steps", "eval_every", "log_every", "warmup_steps")  # config.py of older projects may lack them: 0
+NOTIFY_TIMEOUT_S = 30.0  # config notify_timeout where config.py has none (utils/notify.py)
 
 
 def check(cfg):
@@ -23,7 +24,7 @@ def check(cfg):
         cfg.setdefault(key, 0)
     cfg.setdefault("keep_checkpoints_done", None)  # older config.py files (utils/runner.py trim)
     cfg.setdefault("notify", "")  # older config.py files: no notify (utils/notify.py)
-    cfg.setdefault("notify_timeout", 30.0)
+    cfg.setdefault("notify_timeout", NOTIFY_TIMEOUT_S)
     for key, value in cfg.items():
         if isinstance(value, str) and len(value) > MAX_VALUE:  # from a sweep file: the command line checks first
             bad(key, value, f"at most {MAX_VALUE} characters")

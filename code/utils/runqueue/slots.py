@@ -68,12 +68,24 @@ def take(slots, gpu_free_mb=None):
 def used_mb(gpu):
     """The GPU's used memory in MiB (NVML's number: `--gpus` are physical GPUs, as nvidia-smi shows
     them); 0 without nvidia-ml-py, a driver or such a GPU: then the slots alone decide."""
+    nvml = NVML or started_nvml()
+    try:
+        return nvml[0].nvmlDeviceGetMemoryInfo(nvml[0].nvmlDeviceGetHandleByIndex(gpu)).used / 2**20 if nvml[0] else 0
+    except Exception:  # noqa: BLE001 -- no such device
+        return 0
+
+
+NVML = []  # [pynvml, initialised] or [None]: once per process, as the waiter asks every POLL_S
+
+
+def started_nvml():
     try:
         import pynvml
         pynvml.nvmlInit()
-        return pynvml.nvmlDeviceGetMemoryInfo(pynvml.nvmlDeviceGetHandleByIndex(gpu)).used / 2**20
-    except Exception:  # noqa: BLE001 -- not installed, no driver, no such device
-        return 0
+        NVML.append(pynvml)
+    except Exception:  # noqa: BLE001 -- not installed, no driver
+        NVML.append(None)
+    return NVML
 
 
 def held(slot):
