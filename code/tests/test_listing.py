@@ -23,7 +23,8 @@ HEAVY = {"torch", "numpy", "pandas", "git", "tqdm", "tensorboard", "submitit", "
          "socket", "secrets", "hashlib", "dataclasses", "inspect", "datetime", "ctypes"}
 TOOLS = {"utils.submit", "utils.process", "utils.checkpointing", "utils.launch", "utils.gitrepo", "utils.statistic.table"}
 NOT_FOR = {
-    "expls": HEAVY | TOOLS | {"utils.checkpoints", "utils.atomic", "tempfile", "random", "shutil", "lzma"},
+    "expls": HEAVY | TOOLS | {"utils.checkpoints", "utils.atomic", "tempfile", "random", "shutil", "lzma",
+              "subprocess", "threading"},
     "expels": HEAVY | TOOLS | {"tempfile", "shutil", "lzma", "subprocess"},  # a Slurm run's listing asks squeue
     "record": HEAVY | TOOLS | {"utils.checkpoints", "tempfile", "shutil", "lzma", "subprocess"},
 }
@@ -145,3 +146,27 @@ def test_expls_in_a_folder_it_cannot_write_lists_the_same(tmp_path):
     assert not list((tmp_path / "__result__").rglob(".expls*"))  # nothing was, nor half was, written
     assert cli(tmp_path, "expls").stdout == out.stdout  # writable again: the same, now with a summary
     assert [p.name for p in (tmp_path / "__result__/t").glob(".*")] == [".expls.json"]
+
+
+def test_a_listing_read_in_part_ends_quietly_and_a_tags_commit_comes_from_git(tmp_path):
+    """A listing's exit skips the interpreter's teardown and asks git without subprocess: its
+    output still all reaches a pipe, a reader that leaves early sees no traceback, and a tag's
+    commit, date and subject are git's."""
+    for tag in ("a", "b"):
+        write(tmp_path, tag, 0, record(tag, 0))
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t", "GIT_COMMITTER_DATE": "2026-01-02T03:04:00"}
+    for argv in (["init", "-q"], ["commit", "-q", "--allow-empty", "-m", "the subject"], ["tag", "a"]):
+        subprocess.run(["git", *argv], cwd=tmp_path, check=True, env={**os.environ, **env})
+    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout
+    rows = cli(tmp_path, "expls").stdout.splitlines()
+    assert rows[1].split() == ["a", "1", "1", sha[:10], "2026-01-02", "03:04", "the", "subject"]
+    assert rows[2].split()[:4] == ["b", "1", "1", "ab" * 5]  # no such tag: the record's commit
+    for id in range(1, 1500):  # more than a pipe holds
+        write(tmp_path, "a", id, record("a", id))
+    whole = cli(tmp_path, "expels", "a").stdout.splitlines()
+    assert len(whole) == 1501 and whole[-1].startswith("a/1499 ")
+    shell = f"{sys.executable} {CLI} expels a | head -1; exit ${{PIPESTATUS[0]}}"
+    out = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, cwd=tmp_path,
+                         env={**os.environ, "RUNTAG_ROOT": str(tmp_path), "CI": "1"})
+    assert (out.returncode, out.stdout.split()[0], out.stderr) == (0, "RUN", "")

@@ -9,7 +9,7 @@ UTILS = Path(__file__).resolve().parents[1] / "utils"
 # Lowest first: a module may import only modules before it (a package's own __init__ aside).
 # A new module goes where what it imports is below it; the test fails until it is placed.
 ORDER = """
-    errors paths atomic runlock process slurm log signals hardware distributed snapshot overrides
+    errors spawn paths atomic runlock process slurm log signals hardware distributed snapshot overrides
     schema runs amend notes jobs summary checkpoints positions checkpointing cadence tally settings predictions fullness gitrepo notify dependency
     statistic.record statistic.survey statistic.title statistic.cells statistic.rows statistic.output statistic.confidence statistic.frame
     statistic.table statistic.scalars statistic

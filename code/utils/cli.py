@@ -45,6 +45,9 @@ SHELL = {  # shell function: the verb it runs. Not `continue` nor `eval` (shell 
     "queue": "queue", "expdu": "du", "expgc": "gc", "exprm": "rm", "exparchive": "archive",
     "expunarchive": "unarchive", "expimport": "import",  # exp*: du(1), rm(1), import(1) stay the system's
 }
+# Verbs that hold no thread, no child, no open file and no atexit hook once they return: their
+# process ends without the interpreter's teardown (freeing every module: ~4 ms of a 50 ms listing).
+QUICK = {"expls", "expels", "record", "--functions", "--complete"}
 SHOWN = {verb: name for name, verb in reversed(SHELL.items())}  # messages name what the shell runs: `con`
 
 
@@ -141,5 +144,17 @@ def main(argv=None):
         return report(said)
 
 
+def leave(status, argv):
+    """sys.exit(status), or for a QUICK verb its output flushed and os._exit(status)."""
+    if not argv or argv[0] not in QUICK:
+        sys.exit(status)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:  # `expls | head`: the reader left after main() returned
+        pass
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    leave(main(), sys.argv[1:])

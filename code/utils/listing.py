@@ -7,7 +7,7 @@ Imports stay few: every listing, and tab completion, pays for them before it rea
 """
 import math
 
-from utils import jobs, notes, paths, runs, slurm, summary
+from utils import jobs, notes, paths, runs, slurm, spawn, summary
 
 
 def add_expls(p):
@@ -87,11 +87,9 @@ def tagged_commits():
     fmt = "%00".join(["%(refname:short)"] + [f"%(if)%(*objectname)%(then)%(*{f})%(else)%({f})%(end)"
                                               for f in ("objectname", "committerdate:format:%Y-%m-%d %H:%M",
                                                         "subject")])
-    import subprocess  # here: only expls asks git
-    out = subprocess.run(["git", "for-each-ref", f"--format={fmt}", "refs/tags"], cwd=paths.root(),
-                         capture_output=True, text=True)
+    out = spawn.output(["git", "-C", str(paths.root()), "for-each-ref", f"--format={fmt}", "refs/tags"])
     commits = {}
-    for line in out.stdout.splitlines() if out.returncode == 0 else []:
+    for line in (out or "").splitlines():
         tag, sha, date, subject = line.split("\0")
         commits[tag] = (sha, date, subject)
     return commits
