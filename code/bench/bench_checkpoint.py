@@ -15,6 +15,8 @@ data (__data__/synth/data.npz in a temporary project: 96 samples, 2 steps an epo
     torch.save(state, path); then, measured apart, what the writer thread does after it
     (checkpointing.publish: fsync, rename, links, pruning); --rounds pairs, taking turns
     first, each after os.sync(); the median of the pairs' ratios (--write-only: this alone).
+    Three times: into a fresh file (each side's last file removed first), replacing the last,
+    and into a fresh file on /dev/shm (tmpfs: the serialisation alone, no disk).
   - policy: the template with config.py's default checkpoint policy (a write when it costs at
     most 1% of the training since the last; the first evaluation's always) over --policy-epochs
     epochs, keep_checkpoints=0: how many states it wrote.
@@ -22,6 +24,7 @@ data (__data__/synth/data.npz in a temporary project: 96 samples, 2 steps an epo
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -98,11 +101,15 @@ def peak_mb(side, width, epochs, env):
     return side_run(side, width, epochs, env)[-1]
 
 
-def write_times(width, folder, rounds):
+def write_times(width, folder, rounds, replace):
     """(training's wait, the writer thread's part, bare torch.save, their paired median ratio)
     seconds, medians over `rounds`, of one trained state, and its size in MB. The two sides
-    take turns going first, each writing a new file after os.sync(): the disk's state is the
-    same for both (a file that is overwritten, or dirty pages left over, cost either side)."""
+    take turns going first, each after os.sync(), from the same state of the disk: with
+    `replace`, each side's file of the round before is still there and is replaced (a bare loop
+    saving over its `ckpt.pth`, the template renaming over `epoch_1.pth`); without, each side's
+    files are removed before the sync. (On this machine writing while a large file is freed
+    costs either side up to twice the time: a comparison that gave it to one side only measured
+    that, not the template.)"""
     import statistics
     sys.path.insert(0, str(CODE))
     import torch
@@ -114,21 +121,26 @@ def write_times(width, folder, rounds):
     snapshot = {"model": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": {}, "epoch": 1, "step": 0,
                 "best": 0.0, "best_epoch": 1, "stale": 0, "ranks": [{"rng": template_snapshot.rng_states()}]}
     wait, after, bare = [], [], []
+    checkpoints = folder / "checkpoint"
+
+    def settle(*paths):
+        for path in paths if not replace else ():
+            path.unlink(missing_ok=True)
+        os.sync()
 
     def plain():
-        (folder / "bare.pth").unlink(missing_ok=True)
-        os.sync()
+        settle(folder / "bare.pth")
         start = time.perf_counter()
         torch.save(snapshot, folder / "bare.pth")
         bare.append(time.perf_counter() - start)
 
     def template():
-        os.sync()
+        settle(*checkpoints.glob("*.pth"))
         start = time.perf_counter()
-        staged = checkpointing.stage(folder / "checkpoint", [snapshot], snapshot)
+        staged = checkpointing.stage(checkpoints, [snapshot], snapshot)
         wait.append(time.perf_counter() - start)
         start = time.perf_counter()
-        checkpointing.publish(folder / "checkpoint", staged, keep=1)
+        checkpointing.publish(checkpoints, staged, keep=1)
         after.append(time.perf_counter() - start)
 
     for i in range(rounds):
@@ -154,14 +166,20 @@ def main():
             template, bare = (peak_mb(side, opts.width, opts.epochs, env) for side in ("template", "bare"))
             written = side_run("template", opts.width, opts.policy_epochs, env, checkpoint_interval=None,
                                keep_checkpoints=0)[0]
-        wait, after, plain, ratio, size = write_times(opts.width, Path(tmp), opts.rounds)
+        cases = {"into a fresh file": (Path(tmp), False), "replacing the last": (Path(tmp), True)}
+        if os.path.isdir("/dev/shm"):  # memory only: the serialisation, without the disk's moods
+            cases["into memory (tmpfs)"] = (Path(tempfile.mkdtemp(dir="/dev/shm")), False)
+        writes = {case: write_times(opts.width, folder, opts.rounds, replace) for case, (folder, replace) in cases.items()}
+        if "into memory (tmpfs)" in cases:
+            shutil.rmtree(cases["into memory (tmpfs)"][0])
     print(f"MLP width {opts.width}: {params / 1e6:.1f}M parameters ({params * 4 / 2**20:.0f} MB), Adam, "
           f"{opts.epochs} epochs, {os.cpu_count()} cores")
     if not opts.write_only:
         print(f"peak RSS: template {template:.0f} MB, bare loop {bare:.0f} MB: ratio {template / bare:.2f}x")
-    print(f"one checkpoint ({size:.0f} MB), medians of {opts.rounds} paired writes: training waits {wait:.2f} s, "
-          f"bare torch.save {plain:.2f} s: ratio {ratio:.2f}x (target <= 1.05); then on the writer thread "
-          f"{after:.2f} s (fsync, rename, links)")
+    for case, (wait, after, plain, ratio, size) in writes.items():
+        print(f"one checkpoint ({size:.0f} MB) {case}, medians of "
+              f"{opts.rounds} paired writes: training waits {wait:.2f} s, bare torch.save {plain:.2f} s: ratio "
+              f"{ratio:.2f}x (target <= 1.05); then on the writer thread {after:.2f} s (fsync, rename, links)")
     if not opts.write_only:
         print(f"default policy: {written} checkpoints in {opts.policy_epochs} epochs")
 
