@@ -96,13 +96,38 @@ def csv_cell(value):
     return repr(float(value))
 
 
-def shown(kinds, shape, cells):
-    """The shown text of a CSV row's cells, given the Python types they were written from."""
-    out = list(cells)
-    for j, kind in enumerate(shape):
-        if out[j] and (kind is float or (kind is int and kinds[j] == "float64")):
-            out[j] = text(float(out[j]))
-    return out
+class Shown:
+    """The shown text of CSV rows, given the Python types their cells were written from: only
+    the cells of floats, and of ints in float64 columns, are formatted (`text`). In the columns
+    `few` (the hyperparameters: a few values across the runs) each value is formatted once."""
+
+    def __init__(self, kinds, order, few):
+        self.columns = []  # per shape: (its few-valued columns to format, the others)
+        for shape in order:
+            numbers = [j for j, kind in enumerate(shape) if kind is float or (kind is int and kinds[j] == "float64")]
+            self.columns.append(([j for j in numbers if j in few], [j for j in numbers if j not in few]))
+        self.memo = {}  # CSV text -> shown text, of the few-valued columns
+
+    def __call__(self, number, row):
+        """The shown cells of a CSV row (changed in place) of shape `number`."""
+        few, others = self.columns[number]
+        memo = self.memo
+        for j in few:
+            if row[j]:
+                row[j] = memo.get(row[j]) or self.once(row[j])
+        for j in others:
+            cell = row[j]
+            if cell:  # text(float(cell)), its usual case inline: most cells are metrics
+                value = float(cell)
+                shown = f"{value:.4g}"
+                row[j] = shown if "e" not in shown and value == value else text(value)
+        return row
+
+    def once(self, cell):
+        if len(self.memo) > 4096:  # a hyperparameter set per run (a search's lr): bounded
+            self.memo.clear()
+        shown = self.memo[cell] = text(float(cell))
+        return shown
 
 
 def text(value):

@@ -17,6 +17,7 @@ from itertools import islice
 
 from utils import atomic
 from utils.statistic import cells
+from utils.statistic.rows import FIXED
 
 
 class Table:
@@ -64,12 +65,13 @@ class Table:
 
     def shown(self, limit=None):
         """The rows as shown (4 significant digits), read back from the CSV."""
-        kinds, order = self.kinds, self.columns.order
+        few = range(len(FIXED), len(FIXED) + len(self.reader.hp))  # the hyperparameters' columns
+        show = cells.Shown(self.kinds, self.columns.order, few)
         with open(self.path, newline="", encoding="utf-8") as f:
             read = csv.reader(f)
             next(read)
             for number, row in zip(islice(self.rows, limit), read):
-                yield cells.shown(kinds, order[number], row)
+                yield show(number, row)
 
 
 class Fixed:
@@ -115,14 +117,20 @@ def show(header, right, rows, count, every=False, rest=None):
         limit = room if count > room else None
     widths = [len(h) for h in header]
     for row in rows(limit):
-        widths = [max(w, len(s)) for w, s in zip(widths, row)]
-    write = sys.stdout.write
+        widths = list(map(max, widths, map(len, row)))
+    write, layout = sys.stdout.write, laid(widths, right)
     write(line(header, widths, right) + "\n")
     for row in rows(limit):
-        write(line(row, widths, right) + "\n")
+        write((layout.format(*row).rstrip() if len(row) == len(widths) else line(row, widths, right)) + "\n")
     if limit is not None:
         write(f"... {count - limit} more rows: {rest}\n")
     sys.stdout.flush()
+
+
+def laid(widths, right):
+    """line() as one format string: `{:>w}` is s.rjust(w), `{:<w}` s.ljust(w); a width 0 (every
+    cell blank) is `{}`, as `{:<0}` would read the 0 as zero padding."""
+    return "  ".join(f"{{:{'>' if r else '<'}{w}}}" if w else "{}" for w, r in zip(widths, right))
 
 
 def line(items, widths, right):
