@@ -24,9 +24,9 @@ HEAVY = {"torch", "numpy", "pandas", "git", "tqdm", "tensorboard", "submitit", "
 TOOLS = {"utils.submit", "utils.process", "utils.checkpointing", "utils.launch", "utils.gitrepo", "utils.statistic.table"}
 NOT_FOR = {
     "expls": HEAVY | TOOLS | {"utils.checkpoints", "utils.atomic", "tempfile", "random", "shutil", "lzma",
-              "subprocess", "threading"},
-    "expels": HEAVY | TOOLS | {"tempfile", "shutil", "lzma", "subprocess"},  # a Slurm run's listing asks squeue
-    "record": HEAVY | TOOLS | {"utils.checkpoints", "tempfile", "shutil", "lzma", "subprocess"},
+              "subprocess", "threading", "contextlib"},
+    "expels": HEAVY | TOOLS | {"tempfile", "shutil", "lzma", "subprocess", "utils.atomic", "contextlib"},  # a Slurm run's listing asks squeue
+    "record": HEAVY | TOOLS | {"utils.checkpoints", "tempfile", "shutil", "lzma", "subprocess", "contextlib"},
 }
 ARGV = {"expls": ["expls"], "expels": ["expels", "t"], "record": ["record", "-l", "mine", "t"]}
 

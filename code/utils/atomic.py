@@ -3,18 +3,25 @@ import fcntl
 import json
 import math
 import os
-from contextlib import contextmanager
 from pathlib import Path
 
 
-@contextmanager
-def writing(path):
+class writing:  # noqa: N801 -- a class, not @contextmanager: contextlib is 1.2 ms of a listing's start
     """A binary file to write `path` through: it appears whole at the end of the block (temporary
     file in the same folder, fsync, rename), or not at all. Writers stream into it: a checkpoint
     of gigabytes needs no copy of itself in memory."""
-    with Staged(path) as staged:
-        yield staged.file
-    staged.commit()
+
+    def __init__(self, path):
+        self.staged = Staged(path)
+
+    def __enter__(self):
+        return self.staged.file
+
+    def __exit__(self, kind, err, tb):
+        if err is None:
+            self.staged.commit()
+        else:
+            self.staged.fail(err)
 
 
 class Staged:
@@ -123,15 +130,22 @@ def check_writable(*folders):
         os.unlink(probe)
 
 
-@contextmanager
-def locked(directory):
+class locked:  # noqa: N801 -- a class: see writing
     """An exclusive lock on a directory, so read-modify-write of its files is not lost to a race."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+
+    def __init__(self, directory):
+        self.directory = directory
+
+    def __enter__(self):
+        self.fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(self.fd)
+            raise
+
+    def __exit__(self, kind, err, tb):
+        os.close(self.fd)
 
 
 def append_lines(path, lines):

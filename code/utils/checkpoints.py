@@ -10,7 +10,6 @@ import os
 import re
 from pathlib import Path
 
-from utils import atomic
 from utils.runs import BEST, LAST
 
 STATE_KEYS = {"epoch", "ranks"}  # what every training state holds (utils/checkpointing.py)
@@ -40,6 +39,7 @@ def write(directory, tree):
 def stage(directory, tree):
     """torch.save into the file's temporary: (its name, the atomic.Staged to commit)."""
     import torch
+    from utils import atomic  # here: a listing that names checkpoints writes none
     file = name(tree["epoch"], tree.get("step", 0))
     with atomic.Staged(directory / file) as staged:
         torch.save(tree, staged.file)

@@ -6,7 +6,6 @@ SHELL is the one table of the shell's names: source.sh defines a function per na
 (`cli.py --functions`) and completes them (`cli.py --complete NAME WORD PREVIOUS`).
 """
 import argparse
-import importlib
 import os
 import sys
 from pathlib import Path
@@ -92,7 +91,7 @@ def parser_of(name):
     if verb not in VERBS:
         return None
     module_name, function, text = VERBS[verb]
-    module = importlib.import_module(module_name)
+    module = __import__(module_name, fromlist=["_"])  # importlib.import_module, without importlib's import
     parser = Parser(prog=SHOWN.get(verb, verb), description=text)
     getattr(module, f"add_{function}")(parser)
     return module, function, parser
