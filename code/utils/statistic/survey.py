@@ -8,21 +8,35 @@ class Survey:
     def __init__(self, records=()):
         self.hparams, self.metrics = {}, {}  # key -> None: ordered sets
         self.same = None  # key -> value, equal in every record so far; None before the first
+        self.types = ()  # the types of same's values, in its order
         for rec in records:
             self.add(rec)
 
     def add(self, rec):
         hp, m = rec.get("hparams") or {}, rec.get("metrics") or {}
-        self.hparams.update(dict.fromkeys(hp))
-        self.metrics.update(dict.fromkeys(m))
+        if not hp.keys() <= self.hparams.keys():  # a key new to the list: rare after the first record
+            self.hparams.update(dict.fromkeys(hp))
+        if not m.keys() <= self.metrics.keys():
+            self.metrics.update(dict.fromkeys(m))
         if self.same is None:
             self.same = {key: value for key, value in hp.items() if value == value}  # NaN equals nothing
-        elif self.same:
-            missing = object()
-            for key, value in list(self.same.items()):
-                other = hp.get(key, missing)
-                if type(other) is not type(value) or other != value:
-                    del self.same[key]
+            self.types = tuple(map(type, self.same.values()))
+        elif self.same and not self.kept_by(hp):
+            self.narrow(hp)
+
+    def kept_by(self, hp):
+        """Whether every value still the same is so in `hp`, type too: the usual record's answer,
+        asked of the whole dict at once rather than key by key."""
+        return self.same.items() <= hp.items() and tuple(map(type, map(hp.get, self.same))) == self.types
+
+    def narrow(self, hp):
+        """Drop the keys whose value (or its type: 1 is not 1.0, nor True) differs in `hp`."""
+        missing = object()
+        for key, value in list(self.same.items()):
+            other = hp.get(key, missing)
+            if type(other) is not type(value) or other != value:
+                del self.same[key]
+        self.types = tuple(map(type, self.same.values()))
 
     def equal(self):
         """(key, value) of the hyperparameters equal in every record, in the order of the keys."""
