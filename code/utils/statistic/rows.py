@@ -4,7 +4,7 @@ the title's columns) and nothing else is kept, so 100,000 runs cost their rows, 
 A run in a Slurm job whose job's state may correct its status (runs.status) gets it at the end,
 from one squeue call for the whole list, as before: `Reader.statuses()`.
 """
-from utils import notes, overrides, paths, runs, slurm
+from utils import paths, runs, slurm
 from utils.statistic import record
 
 FIXED = ("run", "status")  # the first two columns; a title key of that name is the same column
@@ -32,7 +32,8 @@ class Reader:
         self.group, self.groups = group, []
         self.notes, self.times = notes, []  # times: each row's newest note's, for a group's newest
         if notes:
-            self.header = [*self.header, NOTE]
+            from utils.notes import newest  # imported when used: a plain table starts quicker
+            self.header, self.newest = [*self.header, NOTE], newest
         # the keys the runs have, gathered only while a shown key is in none of them (title.warn_unknown)
         self.hp_present, self.m_present = set(), set()
         self.unseen = (set(hparams), set(metrics))
@@ -61,9 +62,9 @@ class Reader:
             if self.group:
                 self.groups.append(group_name(name, rec, self.group))
             self.count += 1
-            row = [name, status, *[hp.get(k) for k in hk], *[m.get(k) for k in mk]]
+            row = [name, status, *map(hp.get, hk), *map(m.get, mk)]
             if self.notes:
-                newest = notes.newest(rec)
+                newest = self.newest(rec)
                 self.times.append(newest and newest["time"])
                 row.append(newest and newest["text"])
             yield row
@@ -107,4 +108,5 @@ def group_name(name, rec, by):
     if by == "tag":
         return tag
     changes = {k: v for k, v in sorted((rec.get("overrides") or {}).items()) if k != "seed"}
-    return " ".join([tag, *overrides.words(changes)])
+    from utils.overrides import words  # imported when used (ast, difflib...): a plain table starts quicker
+    return " ".join([tag, *words(changes)])

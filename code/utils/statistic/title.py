@@ -23,7 +23,6 @@ differs is shown), and keeps every other line as it is, your edits and comments 
 A shown key that no run of the list has (a typo, most often) is named in a warning by `table`,
 with the closest key there is (`warn_unknown`).
 """
-import difflib
 import json
 import re
 
@@ -194,5 +193,6 @@ def hint(key, section, keys, other, other_keys):
     """What the key probably meant: a key of the other section, or the closest of its own."""
     if key in other_keys:
         return f" — it is one of the {other}: move it from {section!r} to {other!r}"
+    import difflib  # imported when used: only a misspelled key needs it
     close = difflib.get_close_matches(key, keys, n=1)
     return f" — did you mean {close[0]!r}?" if close else ""
