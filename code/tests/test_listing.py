@@ -170,3 +170,7 @@ def test_a_listing_read_in_part_ends_quietly_and_a_tags_commit_comes_from_git(tm
     out = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, cwd=tmp_path,
                          env={**os.environ, "RUNTAG_ROOT": str(tmp_path), "CI": "1"})
     assert (out.returncode, out.stdout.split()[0], out.stderr) == (0, "RUN", "")
+    with open("/dev/full", "w") as full:  # a listing whose output cannot be written: one line, status 2
+        out = subprocess.run([sys.executable, str(CLI), "expls"], stdout=full, stderr=subprocess.PIPE, text=True,
+                             cwd=tmp_path, env={**os.environ, "RUNTAG_ROOT": str(tmp_path), "CI": "1"})
+    assert out.returncode == 2 and out.stderr.startswith("runtag: no space left") and out.stderr.count("\n") == 1

@@ -121,13 +121,13 @@ def main(argv=None):
             return 0
         if argv[0] in ("--functions", "--complete"):  # for source.sh
             print("\n".join(SHELL if argv[0] == "--functions" else complete(*(argv[1:] + ["", "", ""])[:3])))
-            return 0
+            return flushed(0, argv)
         found = parser_of(argv[0])
         if not found:
             raise UserError(f"unknown command {argv[0]!r}", "run `cli.py --help` for the list")
         module, function, parser = found
         parser.set_defaults(command=" ".join([argv[0]] + argv[1:]))  # recorded in statistic.json
-        return getattr(module, function)(parser.parse_intermixed_args(argv[1:])) or 0
+        return flushed(getattr(module, function)(parser.parse_intermixed_args(argv[1:])) or 0, argv)
     except UserError as err:
         return report(err)
     except KeyboardInterrupt:  # Ctrl-C before a run started: nothing to record, no traceback
@@ -143,14 +143,21 @@ def main(argv=None):
         return report(said)
 
 
+def flushed(status, argv):
+    """A QUICK verb's output flushed here, where a failure to write it (a reader gone, a full
+    disk) is said like any other: leave() skips the flush at the interpreter's exit."""
+    if argv[0] in QUICK:
+        sys.stdout.flush()
+    return status
+
+
 def leave(status, argv):
-    """sys.exit(status), or for a QUICK verb its output flushed and os._exit(status)."""
+    """sys.exit(status), or for a QUICK verb os._exit(status): no teardown."""
     if not argv or argv[0] not in QUICK:
         sys.exit(status)
     try:
-        sys.stdout.flush()
         sys.stderr.flush()
-    except BrokenPipeError:  # `expls | head`: the reader left after main() returned
+    except OSError:  # nowhere left to say anything
         pass
     os._exit(status)
 
