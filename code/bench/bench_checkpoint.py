@@ -24,7 +24,6 @@ data (__data__/synth/data.npz in a temporary project: 96 samples, 2 steps an epo
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -101,7 +100,20 @@ def peak_mb(side, width, epochs, env):
     return side_run(side, width, epochs, env)[-1]
 
 
-def write_times(width, folder, rounds, replace):
+def trained_state(width):
+    """The state a checkpoint of the MLP holds after one Adam step: model, optimizer, RNGs."""
+    sys.path.insert(0, str(CODE))
+    import torch
+    from utils import snapshot as template_snapshot
+    net = mlp(width)
+    opt = torch.optim.Adam(net.parameters())
+    torch.nn.functional.cross_entropy(net(torch.rand(8, 1, 8, 8)), torch.zeros(8, dtype=torch.long)).backward()
+    opt.step()
+    return {"model": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": {}, "epoch": 1, "step": 0,
+            "best": 0.0, "best_epoch": 1, "stale": 0, "ranks": [{"rng": template_snapshot.rng_states()}]}
+
+
+def write_times(snapshot, folder, rounds, replace):
     """(training's wait, the writer thread's part, bare torch.save, their paired median ratio)
     seconds, medians over `rounds`, of one trained state, and its size in MB. The two sides
     take turns going first, each after os.sync(), from the same state of the disk: with
@@ -111,15 +123,8 @@ def write_times(width, folder, rounds, replace):
     costs either side up to twice the time: a comparison that gave it to one side only measured
     that, not the template.)"""
     import statistics
-    sys.path.insert(0, str(CODE))
     import torch
-    from utils import checkpointing, snapshot as template_snapshot
-    net = mlp(width)
-    opt = torch.optim.Adam(net.parameters())
-    torch.nn.functional.cross_entropy(net(torch.rand(8, 1, 8, 8)), torch.zeros(8, dtype=torch.long)).backward()
-    opt.step()
-    snapshot = {"model": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": {}, "epoch": 1, "step": 0,
-                "best": 0.0, "best_epoch": 1, "stale": 0, "ranks": [{"rng": template_snapshot.rng_states()}]}
+    from utils import checkpointing
     wait, after, bare = [], [], []
     checkpoints = folder / "checkpoint"
 
@@ -166,12 +171,12 @@ def main():
             template, bare = (peak_mb(side, opts.width, opts.epochs, env) for side in ("template", "bare"))
             written = side_run("template", opts.width, opts.policy_epochs, env, checkpoint_interval=None,
                                keep_checkpoints=0)[0]
-        cases = {"into a fresh file": (Path(tmp), False), "replacing the last": (Path(tmp), True)}
+        state = trained_state(opts.width)
+        writes = {case: write_times(state, Path(tmp), opts.rounds, replace)
+                  for case, replace in (("into a fresh file", False), ("replacing the last", True))}
         if os.path.isdir("/dev/shm"):  # memory only: the serialisation, without the disk's moods
-            cases["into memory (tmpfs)"] = (Path(tempfile.mkdtemp(dir="/dev/shm")), False)
-        writes = {case: write_times(opts.width, folder, opts.rounds, replace) for case, (folder, replace) in cases.items()}
-        if "into memory (tmpfs)" in cases:
-            shutil.rmtree(cases["into memory (tmpfs)"][0])
+            with tempfile.TemporaryDirectory(dir="/dev/shm") as shm:
+                writes["into memory (tmpfs)"] = write_times(state, Path(shm), opts.rounds, False)
     print(f"MLP width {opts.width}: {params / 1e6:.1f}M parameters ({params * 4 / 2**20:.0f} MB), Adam, "
           f"{opts.epochs} epochs, {os.cpu_count()} cores")
     if not opts.write_only:
