@@ -398,3 +398,29 @@ def test_a_step_checkpoint_continues_the_epoch_exactly(tmp_path):
     assert torch.equal(again[2]["sums"], seen[2]["sums"]), "other train sums"
     assert resumed.recorder.metrics[2]["train/loss"] == straight.recorder.metrics[2]["train/loss"]
     assert same_weights(weights(resumed.net), weights(straight.net))
+
+
+def test_tally_on_the_cpu_sums_as_a_float64_tensor_would_and_continues_from_its_state():
+    """The CPU's float sums are the tensor's float64 additions, bit for bit, and survive a checkpoint."""
+    from utils.tally import LOG, Tally
+    gen = torch.Generator().manual_seed(0)
+    steps = [{"loss": torch.rand((), generator=gen), "acc": torch.rand((), generator=gen, dtype=torch.float64),
+              "n": k} for k in range(7)]
+    expected = torch.zeros(3, dtype=torch.float64)
+    for s in steps:
+        expected += torch.stack([s["loss"].double(), s["acc"], torch.tensor(float(s["n"]), dtype=torch.float64)])
+    whole, resumed = Tally(), Tally()
+    for s in steps:
+        assert whole.add(s)
+    for s in steps[:4]:
+        resumed.add(s)
+    state = resumed.state()
+    assert state.shape == (2, 4) and state.dtype == torch.float64
+    resumed = Tally()
+    resumed.load(("loss", "acc", "n"), state, "cpu")
+    for s in steps[4:]:
+        resumed.add(s)
+    assert torch.equal(whole.sums, resumed.sums) and whole.steps() == 7
+    assert whole.means(LOG) == {f"train/{k}": v.item() / 7 for k, v in zip(("loss", "acc", "n"), expected)}
+    assert whole.steps(LOG) == 0 and whole.steps() == 7  # a log step's row starts again, the evaluation's not
+    assert not whole.add({"loss": 1.0})  # other metrics than the first step's

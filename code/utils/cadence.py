@@ -22,6 +22,7 @@ class Cadence:
         self.checkpointer = checkpointer
         self.policy = checkpointer.policy
         self.agreement = distributed.Agreement()
+        self.together = distributed.active()  # the group is up before run.track(): asked once, not every step
         self.unwritten = False  # the newest evaluation is not on disk yet
         self.loop_s = None      # the time the loop spent on the last write; None before the first
 
@@ -44,7 +45,7 @@ class Cadence:
         """After an optimizer step: a step checkpoint when due; a stop asked for ends the run
         here, after one. At an epoch's `last` step the evaluation decides both."""
         every = self.policy.steps and in_epoch % self.policy.steps == 0
-        if distributed.active():  # decided together, on the votes of the step before
+        if self.together:  # decided together, on the votes of the step before
             interval_ok, stop = self.agreement.read(default=[False, False])
             self.agreement.post([self.due(), signals.pending()])
             due = every and interval_ok
